@@ -1,0 +1,69 @@
+"""The `equisweep` command: parses arguments and hands each subcommand to its module.
+
+Each subcommand module exposes `add_arguments(parser)` and `run(args) -> int`; modules are
+imported lazily so `equisweep validate` never pays for (or starts) Ray.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from equisweep.errors import UserError
+
+# name -> (module, one-line help). Order is the order of `equisweep --help`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("equisweep.sweep.cli_validate", "check a sweep file: trials and FLOP total"),
+    "data": ("equisweep.task.cli", "generate or describe a cached rigid-body dataset"),
+    "run": ("equisweep.sweep.cli_run", "run a sweep on the embedded local Ray or a cluster"),
+    "submit": ("equisweep.sweep.cli_submit", "submit a sweep to a Ray cluster as a Ray job"),
+    "resume": ("equisweep.sweep.cli_resume", "continue an interrupted sweep"),
+    "status": ("equisweep.store.cli_status", "trials done/running/failed and FLOPs vs budget"),
+    "query": ("equisweep.store.cli_query", "read trials or metrics from the results store"),
+    "store": ("equisweep.store.cli_store", "results-store maintenance (integrity check)"),
+    "analyze": ("equisweep.analysis.cli_analyze", "fit scaling laws and write the report"),
+    "fit": ("equisweep.analysis.cli_fit", "fit a scaling law to any CSV table"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on bad arguments already; keep its message to one line."""
+
+    def error(self, message: str):  # noqa: D401
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from equisweep import __version__
+
+    parser = _Parser(
+        prog="equisweep",
+        description="Scaling-law sweeps of equivariant vs non-equivariant models on Ray.",
+    )
+    parser.add_argument("--version", action="version", version=f"equisweep {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except UserError as exc:
+        print(f"equisweep {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"equisweep {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

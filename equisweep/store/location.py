@@ -1,0 +1,137 @@
+"""Where a store lives: URI → pyarrow filesystem + root, fragment listing, atomic writes.
+
+Every file is written under a name starting with '.' and then renamed, so a reader (ours,
+pandas, DuckDB — they all skip hidden names) never sees a half-written fragment. Names carry
+a zero-padded write-order number and a uuid: writers never share a file, so any number of
+them can write into one store at once.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import pyarrow.fs as pafs
+
+from equisweep.errors import UserError
+from equisweep.store.schema import validate_sweep_name
+
+KINDS = ("trials", "metrics", "sweeps")
+
+_clock_lock = threading.Lock()
+_last_ns = 0
+
+
+def next_seq(count: int = 1) -> int:
+    """First of `count` strictly increasing write-order numbers (ns since the epoch)."""
+    global _last_ns
+    with _clock_lock:
+        first = max(time.time_ns(), _last_ns + 1)
+        _last_ns = first + count - 1
+        return first
+
+
+def resolve(uri, filesystem: pafs.FileSystem | None = None) -> tuple[pafs.FileSystem, str]:
+    """Local path or pyarrow filesystem URI → (filesystem, root path without trailing '/')."""
+    if isinstance(uri, os.PathLike):
+        uri = os.fspath(uri)
+    if not isinstance(uri, str) or not uri.strip():
+        raise UserError(f"store location must be a path or URI, got {uri!r}")
+    if filesystem is not None:
+        return filesystem, uri.rstrip("/") or "/"
+    if "://" not in uri:
+        return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(uri))
+    try:
+        fs, path = pafs.FileSystem.from_uri(uri)
+    except Exception as exc:  # pyarrow raises ArrowInvalid/OSError/... depending on scheme
+        raise UserError(f"store URI not understood: {uri} ({' '.join(str(exc).split())})") from exc
+    return fs, path.rstrip("/") or "/"
+
+
+def file_type(fs: pafs.FileSystem, path: str) -> pafs.FileType:
+    return fs.get_file_info(path).type
+
+
+@dataclass(frozen=True)
+class Fragment:
+    sweep: str
+    path: str
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+def is_hidden(name: str) -> bool:
+    return name.startswith((".", "_"))
+
+
+def list_files(fs, root: str, kind: str, sweep: str | None, suffix: str, hidden=False):
+    """Fragments of one kind, oldest first. `hidden=True` lists only leftover temp files."""
+    base = f"{root}/{kind}"
+    if sweep is not None:
+        base = f"{base}/sweep={validate_sweep_name(sweep)}"
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(base, allow_not_found=True, recursive=True))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    out = []
+    prefix_len = len(f"{root}/{kind}/")
+    for info in infos:
+        if info.type != pafs.FileType.File:
+            continue
+        rel = info.path[prefix_len:].split("/")
+        if len(rel) != 2 or not rel[0].startswith("sweep="):
+            continue
+        name = rel[1]
+        if is_hidden(name) != hidden or (not hidden and not name.endswith(suffix)):
+            continue
+        sweep_name = rel[0][len("sweep="):]
+        try:
+            validate_sweep_name(sweep_name)
+        except UserError:
+            continue  # a folder somebody else put there; never ours
+        out.append(Fragment(sweep_name, info.path))
+    out.sort(key=lambda f: (f.name, f.sweep))
+    return out
+
+
+def list_sweep_dirs(fs, root: str, kind: str) -> set[str]:
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(f"{root}/{kind}", allow_not_found=True))
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
+    names = set()
+    for info in infos:
+        base = info.base_name
+        if info.type == pafs.FileType.Directory and base.startswith("sweep="):
+            name = base[len("sweep="):]
+            try:
+                names.add(validate_sweep_name(name))
+            except UserError:
+                continue
+    return names
+
+
+def fresh_name(stem: str, seq: int, suffix: str) -> str:
+    return f"{stem}-{seq:020d}-{uuid.uuid4().hex}{suffix}"
+
+
+def atomic_write(fs, directory: str, final_name: str, write) -> str:
+    """Create directory, call write(fs, tmp_path), then rename tmp → final. Returns the path."""
+    fs.create_dir(directory, recursive=True)
+    tmp = f"{directory}/.tmp-{final_name}"
+    final = f"{directory}/{final_name}"
+    try:
+        write(fs, tmp)
+        fs.move(tmp, final)
+    except BaseException:
+        try:
+            fs.delete_file(tmp)
+        except Exception:
+            pass  # nothing was created, or the filesystem is gone; readers ignore it anyway
+        raise
+    return final

@@ -1,0 +1,197 @@
+"""Column schemas of the results store and the conversion of reported rows into them.
+
+The `sweep` column is not stored inside fragments: it is the hive partition
+(`sweep=<name>/`), so pandas, DuckDB and Polars recover it from the path and it can never
+disagree with the folder a fragment lives in. `_seq` is the write order (nanoseconds,
+strictly increasing per writer); readers use it to define "last written" and drop it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import numbers
+import re
+
+import pyarrow as pa
+
+from equisweep.errors import UserError
+
+TS = pa.timestamp("us", tz="UTC")
+SEQ = "_seq"
+
+TRIAL_FIELDS = [
+    pa.field("key", pa.string(), nullable=False),
+    pa.field("family", pa.string()),
+    pa.field("size", pa.string()),
+    pa.field("n_params", pa.int64()),
+    pa.field("flops_per_step", pa.float64()),
+    pa.field("steps", pa.int64()),
+    pa.field("train_trajectories", pa.int64()),
+    pa.field("augment", pa.bool_()),
+    pa.field("seed", pa.int64()),
+    pa.field("hparams", pa.string()),
+    pa.field("config", pa.string()),
+    pa.field("status", pa.string(), nullable=False),
+    pa.field("attempt", pa.int64(), nullable=False),
+    pa.field("node", pa.string()),
+    pa.field("error", pa.string()),
+    pa.field("started_at", TS),
+    pa.field("ended_at", TS),
+]
+
+METRIC_FIELDS = [
+    pa.field("key", pa.string(), nullable=False),
+    pa.field("attempt", pa.int64(), nullable=False),
+    pa.field("step", pa.int64(), nullable=False),
+    pa.field("samples", pa.int64()),
+    pa.field("epochs", pa.float64()),
+    pa.field("flops", pa.float64()),
+    pa.field("wall_s", pa.float64()),
+    pa.field("train_loss", pa.float64()),
+    pa.field("val_loss", pa.float64()),
+    pa.field("lr", pa.float64()),
+    pa.field("grad_norm", pa.float64()),
+    pa.field("test_loss", pa.float64()),
+    pa.field("equivariance_error", pa.float64()),
+    pa.field("samples_per_s", pa.float64()),
+    pa.field("flops_per_s", pa.float64()),
+]
+
+_SEQ_FIELD = pa.field(SEQ, pa.int64(), nullable=False)
+_SWEEP_FIELD = pa.field("sweep", pa.string(), nullable=False)
+
+# What a fragment file holds.
+TRIAL_FILE_SCHEMA = pa.schema(TRIAL_FIELDS + [_SEQ_FIELD])
+METRIC_FILE_SCHEMA = pa.schema(METRIC_FIELDS + [_SEQ_FIELD])
+# What readers see (with the write order, before it is dropped).
+TRIAL_READ_SCHEMA = pa.schema([_SWEEP_FIELD] + TRIAL_FIELDS + [_SEQ_FIELD])
+METRIC_READ_SCHEMA = pa.schema([_SWEEP_FIELD] + METRIC_FIELDS + [_SEQ_FIELD])
+# Public schemas (what trials()/metrics() return).
+TRIAL_SCHEMA = pa.schema([_SWEEP_FIELD] + TRIAL_FIELDS)
+METRIC_SCHEMA = pa.schema([_SWEEP_FIELD] + METRIC_FIELDS)
+
+STATUSES = ("running", "finished", "failed", "diverged", "skipped_budget")
+JSON_COLUMNS = {"size", "hparams", "config"}
+
+_SWEEP_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def validate_sweep_name(name: object) -> str:
+    """A sweep name becomes a folder name, so it must not be able to leave the store."""
+    if not isinstance(name, str) or not _SWEEP_RE.fullmatch(name) or ".." in name:
+        raise UserError(
+            f"invalid sweep name {name!r}: use letters, digits, '_', '.', '-' "
+            "(starting with a letter or digit, no '..', no '/')"
+        )
+    return name
+
+
+def _to_timestamp(value):
+    if value is None or isinstance(value, _dt.datetime):
+        if isinstance(value, _dt.datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.timezone.utc)
+        return value
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        # Ray and time.time() report seconds since the epoch.
+        return _dt.datetime.fromtimestamp(float(value), tz=_dt.timezone.utc)
+    if isinstance(value, str):
+        return _to_timestamp(_dt.datetime.fromisoformat(value))
+    raise TypeError(f"cannot store {value!r} as a timestamp")
+
+
+def _check_int(column: str, value):
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise TypeError(f"column {column!r} expects an integer, got {value!r}")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real) and float(value).is_integer():
+        return int(value)
+    raise TypeError(f"column {column!r} expects an integer, got {value!r}")
+
+
+def _check_float(column: str, value):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"column {column!r} expects a number, got {value!r}")
+    value = float(value)
+    # NaN means "not measured" in a report; the store says that with null.
+    return None if math.isnan(value) else value
+
+
+def _converters(fields):
+    out = {}
+    for f in fields:
+        if f.name in JSON_COLUMNS:
+            out[f.name] = lambda c, v: (
+                v if v is None or isinstance(v, str) else json.dumps(v, sort_keys=True)
+            )
+        elif pa.types.is_timestamp(f.type):
+            out[f.name] = lambda c, v: _to_timestamp(v)
+        elif pa.types.is_integer(f.type):
+            out[f.name] = _check_int
+        elif pa.types.is_floating(f.type):
+            out[f.name] = _check_float
+        elif pa.types.is_boolean(f.type):
+            out[f.name] = lambda c, v: None if v is None else bool(v)
+        else:
+            out[f.name] = lambda c, v: None if v is None else str(v)
+    return out
+
+
+_TRIAL_CONV = _converters(TRIAL_FIELDS)
+_METRIC_CONV = _converters(METRIC_FIELDS)
+
+
+def _normalise(row: dict, conv: dict, required: tuple[str, ...], sweep: str, kind: str) -> dict:
+    """Validate one reported row. Wrong columns are a programming error, not user input."""
+    if not isinstance(row, dict):
+        raise TypeError(f"{kind} row must be a dict, got {type(row).__name__}")
+    out = {}
+    for name, value in row.items():
+        if name == "sweep":
+            if value != sweep:
+                raise ValueError(f"{kind} row for sweep {value!r} given to the writer of {sweep!r}")
+            continue
+        fn = conv.get(name)
+        if fn is None:
+            raise ValueError(f"unknown {kind} column {name!r} (known: {', '.join(conv)})")
+        out[name] = fn(name, value)
+    for name in required:
+        if out.get(name) is None:
+            raise ValueError(f"{kind} row is missing required column {name!r}")
+    return out
+
+
+def trial_row(row: dict, sweep: str) -> dict:
+    out = _normalise(row, _TRIAL_CONV, ("key", "status", "attempt"), sweep, "trial")
+    if out["status"] not in STATUSES:
+        raise ValueError(f"trial status {out['status']!r} is not one of {STATUSES}")
+    return out
+
+
+def metric_row(row: dict, sweep: str) -> dict:
+    return _normalise(row, _METRIC_CONV, ("key", "attempt", "step"), sweep, "metric")
+
+
+def conform_table(table: pa.Table, file_schema: pa.Schema, kind: str) -> pa.Table:
+    """Bring a bulk-added table to the file schema: missing columns become nulls."""
+    names = set(file_schema.names)
+    for name in table.column_names:
+        if name not in names and name != "sweep":
+            raise ValueError(f"unknown {kind} column {name!r}")
+    cols = []
+    for f in file_schema:
+        if f.name in table.column_names:
+            cols.append(table.column(f.name).cast(f.type, safe=True))
+        else:
+            cols.append(pa.nulls(table.num_rows, f.type))
+    out = pa.Table.from_arrays(cols, schema=file_schema.with_metadata(None))
+    for f in file_schema:
+        if not f.nullable and out.column(f.name).null_count:
+            raise ValueError(f"{kind} column {f.name!r} has nulls but is required")
+    return out

@@ -1,0 +1,154 @@
+"""Driver-side Tune callback: streams every reported row into the Parquet results store.
+
+Only the driver writes the store. Rows are buffered by the store writer (flushed by count
+and time); they are also flushed whenever Tune is about to register a checkpoint, so every
+row up to a trial's restore point is durable before that point can be restored from. Rows
+Tune re-reports after a restore are deduplicated by the store on read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+from datetime import datetime, timezone
+
+from ray.tune import Callback
+
+METRIC_FIELDS = (
+    "step", "samples", "epochs", "flops", "wall_s", "train_loss", "val_loss", "lr",
+    "grad_norm", "test_loss", "equivariance_error", "samples_per_s", "flops_per_s",
+)
+_TERMINAL = {"finished", "diverged", "failed"}
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _num(v):
+    if v is None:
+        return None
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(v) else v
+
+
+class StoreCallback(Callback):
+    def __init__(self, store_uri: str, sweep: str, total: int = 0, progress: bool = True):
+        self.store_uri = store_uri
+        self.sweep = sweep
+        self.total = total
+        self.progress = progress
+        self._writer = None
+        self._bar = None
+        self._started: dict[str, datetime] = {}
+        self._last: dict[str, dict] = {}
+
+    # The callback is pickled into Tune's experiment state; open handles are not.
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_writer"] = None
+        state["_bar"] = None
+        return state
+
+    @property
+    def writer(self):
+        if self._writer is None:
+            from equisweep.store import open_store
+
+            self._writer = open_store(self.store_uri).writer(self.sweep)
+        return self._writer
+
+    def _tick(self, n: int = 1) -> None:
+        if not self.progress:
+            return
+        if self._bar is None:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=self.total or None, desc=f"sweep {self.sweep}",
+                             unit="trial")
+        self._bar.update(n)
+
+    def _trial_row(self, trial, status: str, error: str = "") -> dict:
+        cfg = trial.config["trial"]
+        key = trial.config["key"]
+        last = self._last.get(trial.trial_id, {})
+        return {
+            "sweep": self.sweep,
+            "key": key,
+            "family": cfg["family"],
+            "size": json.dumps(cfg["size"], sort_keys=True),
+            "n_params": int(trial.config["n_params"]),
+            "flops_per_step": float(trial.config["flops_per_step"]),
+            "steps": int(cfg["steps"]),
+            "train_trajectories": int(cfg["train_trajectories"]),
+            "augment": bool(cfg.get("augment", False)),
+            "seed": int(cfg["seed"]),
+            "hparams": json.dumps(cfg["hparams"], sort_keys=True),
+            "config": json.dumps(cfg, sort_keys=True),
+            "status": status,
+            "attempt": int(trial.num_failures) + 1,
+            "node": last.get("hostname") or last.get("node_ip") or socket.gethostname(),
+            "error": error,
+            "started_at": self._started.get(trial.trial_id, _now()),
+            "ended_at": _now() if status in _TERMINAL else None,
+        }
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._started[trial.trial_id] = _now()
+        self.writer.add_trial(self._trial_row(trial, "running"))
+        self.writer.flush()
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self._last[trial.trial_id] = result
+        if "step" not in result:
+            return
+        row = {"sweep": self.sweep, "key": trial.config["key"],
+               "attempt": int(trial.num_failures) + 1}
+        for name in METRIC_FIELDS:
+            row[name] = _num(result.get(name))
+        row["step"] = int(result["step"])
+        if row["train_loss"] is None and result.get("status") == "diverged":
+            row["train_loss"] = math.nan
+        self.writer.add_metrics([row])
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        self.writer.flush()
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        # The attempt that just crashed; Tune retries it from its last checkpoint.
+        self.writer.add_trial(self._trial_row(trial, "failed", _error_text(trial)))
+        self.writer.flush()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        last = self._last.get(trial.trial_id, {})
+        status = last.get("status") if last.get("status") in _TERMINAL else "finished"
+        self.writer.add_trial(self._trial_row(trial, status, str(last.get("error") or "")))
+        self.writer.flush()
+        self._tick()
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.writer.add_trial(self._trial_row(trial, "failed", _error_text(trial)))
+        self.writer.flush()
+        self._tick()
+
+    def on_experiment_end(self, trials, **info):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _error_text(trial) -> str:
+    """The last line of the trial's traceback: enough to tell a crash from an OOM."""
+    try:
+        err = trial.get_error()
+    except Exception:  # error file may be on unreachable storage
+        err = None
+    text = str(err) if err else "trial process failed"
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1][:500] if lines else "trial process failed"

@@ -1,0 +1,46 @@
+"""`equisweep submit SWEEP.yaml --address http://HEAD:8265`: run a sweep as a Ray job."""
+
+from __future__ import annotations
+
+import os
+
+
+def add_arguments(p) -> None:
+    p.add_argument("sweep", help="sweep YAML file")
+    p.add_argument("--address", default=os.environ.get("RAY_API_SERVER_ADDRESS"),
+                   help="Ray dashboard/job API of the cluster, e.g. http://HEAD:8265 "
+                        "(default: $RAY_API_SERVER_ADDRESS)")
+    p.add_argument("--store", default=None,
+                   help="results store as the cluster sees it: a shared path or a URI "
+                        "(s3://, gs://); default: the sweep's `store:`")
+    p.add_argument("--job-id", default=None, help="submission id (default: derived)")
+    p.add_argument("--follow", action="store_true", help="stream the job's logs until it ends")
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from equisweep.errors import UserError
+    from equisweep.spec import load_spec
+
+    if not args.address:
+        raise UserError("--address: required (the cluster's job API, e.g. http://HEAD:8265)")
+    if "://" not in args.address:
+        raise UserError(f"--address {args.address}: expected an http(s):// URL of the job API")
+    spec = load_spec(args.sweep)  # a bad sweep fails here, before anything is uploaded
+    store = args.store or (spec.raw or {}).get("store") or "results"
+    if "://" not in store:
+        # The job runs in another working directory: give it an absolute location.
+        store = str(Path(store).expanduser().resolve())
+    from equisweep.sweep.submit import follow, submit_sweep
+
+    job_id, url = submit_sweep(spec, args.sweep, address=args.address, store=store,
+                               job_id=args.job_id)
+    print(f"submitted job {job_id}")
+    print(f"dashboard: {url}")
+    if not args.follow:
+        print(f"follow with: ray job logs --follow --address {args.address} {job_id}")
+        return 0
+    status = follow(args.address, job_id)
+    print(f"job {job_id}: {status}")
+    return 0 if status == "SUCCEEDED" else 1

@@ -1,0 +1,140 @@
+"""`equisweep validate SWEEP.yaml`: check a sweep file and show what it would run.
+
+Prints one row per grid cell (family, size, N, steps, train trajectories, augment, seed,
+FLOPs per trial, trials), then the trial count and the FLOP total, and the budget cut when
+the sweep has a budget. `--json` prints the same as one JSON object. Nothing is written and
+Ray is not started. Exit 0 when valid; 2 with every problem found otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("sweep", metavar="SWEEP.yaml", help="the sweep file to check")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary instead")
+
+
+def run(args: argparse.Namespace) -> int:
+    from equisweep.spec import load_spec
+
+    spec = load_spec(args.sweep)
+    summary = summarize(spec)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(render(summary))
+    return 0
+
+
+def summarize(spec) -> dict:
+    """Plain-data picture of a sweep: cells, trial counts, FLOPs and the budget cut."""
+    per_cell = spec.trials_per_cell()
+    if spec.search.method == "optuna":
+        n_trials = spec.n_trials()
+        total = spec.total_flops()
+        counts = {c.key: per_cell for c in spec.cells()}
+    else:
+        trials = spec.trials()
+        n_trials = len(trials)
+        total = sum(t.total_flops for t in trials)
+        counts: dict[str, int] = {}
+        for t in trials:
+            counts[t.cell_key] = counts.get(t.cell_key, 0) + 1
+    budget = None
+    if spec.budget_flops is not None:
+        admitted = spec.budgeted_cells() if spec.search.method == "optuna" else None
+        if admitted is not None:
+            kept = sum(n for _, n in admitted)
+            kept_flops = sum(c.flops * n for c, n in admitted)
+        else:
+            kept_trials, _ = spec.apply_budget(trials)
+            kept = len(kept_trials)
+            kept_flops = sum(t.total_flops for t in kept_trials)
+        budget = {
+            "flops": spec.budget_flops,
+            "kept_trials": kept,
+            "skipped_trials": n_trials - kept,
+            "kept_flops": kept_flops,
+        }
+    cells = []
+    for c in spec.cells():
+        row = c.to_dict()
+        row["trials"] = counts.get(c.key, 0)
+        cells.append(row)
+    return {
+        "name": spec.name,
+        "source": spec.source,
+        "search": spec.search.method,
+        "params": spec.search_space(),
+        "n_cells": len(cells),
+        "n_trials": n_trials,
+        "total_flops": total,
+        "budget": budget,
+        "resources": spec.resources,
+        "max_concurrent": spec.max_concurrent,
+        "store": spec.store,
+        "cells": cells,
+    }
+
+
+def _size_text(size: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in size.items())
+
+
+def render(summary: dict) -> str:
+    head = (
+        "family",
+        "size",
+        "N",
+        "steps",
+        "train_traj",
+        "augment",
+        "seed",
+        "FLOPs/trial",
+        "trials",
+    )
+    rows = [
+        (
+            c["family"],
+            _size_text(c["size"]),
+            f"{c['n_params']:,}",
+            str(c["steps"]),
+            str(c["train_trajectories"]),
+            "yes" if c["augment"] else "no",
+            str(c["seed"]),
+            f"{c['flops']:.3e}",
+            str(c["trials"]),
+        )
+        for c in summary["cells"]
+    ]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    numeric = {2, 3, 4, 6, 7, 8}
+
+    def line(cols):
+        return "  ".join(
+            col.rjust(w) if i in numeric else col.ljust(w)
+            for i, (col, w) in enumerate(zip(cols, widths))
+        ).rstrip()
+
+    out = [f"sweep {summary['name']} ({summary['source']}): search {summary['search']}"]
+    out += [line(head), line(["-" * w for w in widths])]
+    out += [line(r) for r in rows]
+    out.append(
+        f"{summary['n_cells']} cells, {summary['n_trials']} trials, "
+        f"{summary['total_flops']:.3e} training FLOPs in total"
+    )
+    b = summary["budget"]
+    if b is not None:
+        out.append(
+            f"budget {b['flops']:.3e} FLOPs: runs {b['kept_trials']} trials "
+            f"({b['kept_flops']:.3e} FLOPs), skips {b['skipped_trials']}"
+        )
+    res = summary["resources"]
+    out.append(
+        f"per trial: cpu {res['cpu']:g}, gpu {res['gpu']:g}; at most "
+        f"{summary['max_concurrent']} at once; store {summary['store']}"
+    )
+    return "\n".join(out)

@@ -1,0 +1,217 @@
+"""Run a sweep with Ray Tune: plan the trials, build the data, start the Tuner.
+
+Planning happens before Ray starts, so a sweep that is already done (or a budget that
+admits nothing new) costs no cluster time: resubmitting a sweep skips every trial whose key
+already finished in the store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from equisweep.errors import UserError
+
+
+@dataclass
+class Plan:
+    slots: list  # [Slot]
+    prior: dict  # cell key -> [(hparams, val_loss)] of finished trials (seeds Optuna)
+    done: int  # trials already finished in the store
+    skipped_budget: int
+    spent_flops: float
+    planned_flops: float
+
+
+def tune_dir(store_uri: str) -> str:
+    """Where Tune keeps experiment state and checkpoints: beside the store's tables."""
+    if "://" in store_uri:
+        return store_uri.rstrip("/") + "/_tune"
+    return str(Path(store_uri).expanduser().resolve() / "_tune")
+
+
+def plan_sweep(spec, store) -> Plan:
+    from equisweep.sweep.searcher import Slot
+
+    finished = _finished_trials(store, spec.name)
+    cells = {_cell_identity(c.to_dict()): c for c in spec.cells()}
+    prior: dict[str, list] = {}
+    done_per_cell: dict[str, int] = {}
+    spent = 0.0
+    for cfg, val_loss in finished.values():
+        cell = cells.get(_cell_identity(cfg))
+        if cell is None:
+            continue  # a trial of an earlier version of the sweep file
+        done_per_cell[cell.key] = done_per_cell.get(cell.key, 0) + 1
+        spent += cell.flops
+        if val_loss is not None:
+            prior.setdefault(cell.key, []).append((cfg["hparams"], val_loss))
+
+    if spec.search.method == "optuna":
+        candidates = []
+        for cell in spec.cells():
+            left = spec.search.samples_per_cell - done_per_cell.get(cell.key, 0)
+            candidates += [(cell, Slot(cell.key, None))] * max(0, left)
+    else:
+        candidates = [
+            (t, Slot(t.cell_key, dict(t.hparams)))
+            for t in spec.trials() if t.key not in finished
+        ]
+    done = sum(done_per_cell.values())
+    skipped = []
+    if spec.budget is not None:
+        # Wrap each candidate: Optuna slots of one cell share the cell object.
+        costed = [_Costed(obj, slot) for obj, slot in candidates]
+        kept, skipped = spec.apply_budget(costed, spent)
+        candidates = [(k.obj, k.slot) for k in kept]
+    slots = [slot for _, slot in candidates]
+    cell_by_key = {c.key: c for c in spec.cells()}
+    planned = sum(cell_by_key[s.cell_key].flops for s in slots)
+    return Plan(slots, prior, done, len(skipped), spent, planned)
+
+
+class _Costed:
+    def __init__(self, obj, slot):
+        self.obj, self.slot = obj, slot
+        self.total_flops = obj.total_flops
+
+
+def _cell_identity(d: dict) -> str:
+    return json.dumps([d["family"], d["size"], d["steps"], d["train_trajectories"],
+                       bool(d["augment"]), d["seed"]], sort_keys=True)
+
+
+def _finished_trials(store, sweep: str) -> dict[str, tuple[dict, float | None]]:
+    """key -> (trial config, final val_loss) of trials whose latest status is finished."""
+    if sweep not in store.sweeps():
+        return {}
+    final = store.final(sweep=sweep).to_pylist()
+    out = {}
+    for row in final:
+        if row.get("status") != "finished":
+            continue
+        val = row.get("val_loss")
+        out[row["key"]] = (json.loads(row["config"]), None if val is None else float(val))
+    return out
+
+
+def run_sweep(spec, *, store_uri: str | None = None, address: str | None = None,
+              data_dir: str | None = None, verbose: int = 0, progress: bool = True) -> dict:
+    """Plan, then run what is left of `spec` on Ray. Returns a summary dict."""
+    from equisweep.store import open_store
+
+    store_uri = store_uri or spec.store
+    store = open_store(store_uri)
+    plan = plan_sweep(spec, store)
+    summary = {"sweep": spec.name, "store": store_uri, "already_done": plan.done,
+               "to_run": len(plan.slots), "skipped_budget": plan.skipped_budget,
+               "planned_flops": plan.planned_flops, "spent_flops": plan.spent_flops}
+    if not plan.slots:
+        return summary
+
+    from equisweep.sweep.session import connect, dashboard_url
+
+    connect(address)
+    summary["dashboard"] = dashboard_url()
+    if progress and summary["dashboard"]:
+        print(f"Ray dashboard: {summary['dashboard']}", flush=True)
+    _build_dataset(spec, data_dir, progress)
+    store.write_sweep_meta(spec.name, {
+        "name": spec.name, "source": spec.source, "spec": spec.raw,
+        "budget_flops": spec.budget_flops, "store": store_uri,
+        "tune_path": os.path.join(tune_dir(store_uri), spec.name),
+        "data_dir": data_dir, "planned_trials": len(plan.slots) + plan.done,
+        "submitted_at": datetime.now(timezone.utc).isoformat(),
+    })
+    from equisweep.sweep.searcher import CellSearcher
+
+    searcher = CellSearcher(spec, plan.slots, plan.prior, data_dir=data_dir)
+    tuner = _make_tuner(spec, store_uri, searcher, len(plan.slots), verbose, progress)
+    results = tuner.fit()
+    summary["errors"] = sum(1 for r in results if r.error is not None)
+    return summary
+
+
+def _build_dataset(spec, data_dir, progress) -> None:
+    """Generate the sweep's dataset once, across the cluster, before any trial needs it."""
+    from equisweep.sweep.ray_map import RayExecutor
+    from equisweep.task import ensure_dataset
+
+    ensure_dataset(spec.task, cache_dir=data_dir, executor=RayExecutor(), progress=progress)
+
+
+def _trainable(spec):
+    from ray import tune
+
+    from equisweep.sweep.trainable import run
+
+    res = {"cpu": float(spec.resources.get("cpu", 1))}
+    if float(spec.resources.get("gpu", 0)) > 0:
+        res["gpu"] = float(spec.resources["gpu"])
+    return tune.with_resources(run, res)
+
+
+def trial_name(trial) -> str:
+    return trial.config.get("label", trial.trial_id)
+
+
+def trial_dirname(trial) -> str:
+    return f"{trial.config.get('label', 'trial')}-{trial.trial_id}"
+
+
+def _make_tuner(spec, store_uri, searcher, n_trials, verbose, progress):
+    from ray import tune
+
+    from equisweep.sweep.callback import StoreCallback
+
+    return tune.Tuner(
+        _trainable(spec),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            num_samples=n_trials,
+            max_concurrent_trials=spec.max_concurrent,
+            reuse_actors=True,
+            trial_name_creator=trial_name,
+            trial_dirname_creator=trial_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=spec.name,
+            storage_path=tune_dir(store_uri),
+            callbacks=[StoreCallback(store_uri, spec.name, total=n_trials, progress=progress)],
+            failure_config=tune.FailureConfig(max_failures=spec.retries),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            verbose=verbose,
+        ),
+    )
+
+
+def resume_sweep(name: str, *, store_uri: str, address: str | None = None,
+                 verbose: int = 0) -> dict:
+    """Continue an interrupted sweep from Tune's experiment state (unfinished and errored
+    trials resume from their last checkpoints; the searcher resumes its plan)."""
+    from equisweep.store import open_store
+
+    store = open_store(store_uri)
+    meta = store.read_sweep_meta(name) if name in store.sweeps() else None
+    if not meta:
+        raise UserError(f"sweep {name!r}: no record of it in the store at {store_uri}")
+    path = meta["tune_path"]
+    from equisweep.sweep.session import connect
+
+    connect(address)
+    from ray import tune
+
+    if not tune.Tuner.can_restore(path):
+        raise UserError(f"sweep {name!r}: no Ray Tune experiment state at {path}")
+    from equisweep.spec import parse_spec
+
+    spec = parse_spec(meta["spec"], source=meta.get("source") or name)
+    _build_dataset(spec, meta.get("data_dir"), progress=True)
+    tuner = tune.Tuner.restore(path, trainable=_trainable(spec), resume_unfinished=True,
+                               resume_errored=True)
+    results = tuner.fit()
+    return {"sweep": name, "store": store_uri, "trials": len(results),
+            "errors": sum(1 for r in results if r.error is not None)}

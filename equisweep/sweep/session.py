@@ -1,0 +1,57 @@
+"""Starting or joining Ray: the one place that decides where a sweep runs."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from equisweep.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+
+def connect(address: str | None = None, *, num_cpus: int | None = None, quiet: bool = True):
+    """Join `address`, the cluster of a Ray job ($RAY_ADDRESS), or start a local Ray.
+
+    A local Ray binds its dashboard to 127.0.0.1 only: an embedded cluster is a private
+    one, never exposed on the machine's network interfaces.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return ray.get_runtime_context()
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    kwargs = dict(
+        logging_level=logging.WARNING if quiet else logging.INFO,
+        log_to_driver=not quiet,
+        configure_logging=True,
+    )
+    if address in (None, "local"):
+        ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
+            **kwargs,
+        )
+    else:
+        try:
+            ray.init(address=address, **kwargs)
+        except ConnectionError as exc:
+            raise UserError(f"--address {address}: cannot reach a Ray cluster ({exc})") from exc
+    return ray.get_runtime_context()
+
+
+def dashboard_url() -> str | None:
+    import ray
+
+    try:
+        url = ray.get_runtime_context().dashboard_url if hasattr(
+            ray.get_runtime_context(), "dashboard_url") else None
+        if not url:
+            url = ray._private.worker.global_worker.node.address_info.get("webui_url")
+    except Exception:  # dashboard may be disabled on the cluster
+        return None
+    if url and not url.startswith("http"):
+        url = f"http://{url}"
+    return url

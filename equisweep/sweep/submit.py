@@ -1,0 +1,69 @@
+"""Submit a sweep to a Ray cluster as a Ray job (`equisweep run` on the head node).
+
+The job's working_dir is a temporary folder holding just the sweep file, so nothing else
+from the caller's disk is uploaded. Ray's token authentication stays on: the job client
+reads the token from $RAY_AUTH_TOKEN, $RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token, the same
+places `ray job submit` does; the token is never put in the job's entrypoint or env.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from equisweep.errors import UserError
+
+TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+
+
+def _client(address: str):
+    from ray.job_submission import JobSubmissionClient
+
+    try:
+        return JobSubmissionClient(address)
+    except Exception as exc:  # connection refused, 401 without a token, bad URL ...
+        msg = " ".join(str(exc).split())[:300]
+        raise UserError(f"--address {address}: cannot reach the Ray job API ({msg})") from None
+
+
+def submit_sweep(spec, sweep_path: str, *, address: str, store: str,
+                 job_id: str | None = None, pip: list[str] | None = None) -> tuple[str, str]:
+    """Submit; return (job id, dashboard URL of the job)."""
+    client = _client(address)
+    workdir = Path(tempfile.mkdtemp(prefix="equisweep-job-"))
+    try:
+        shutil.copyfile(sweep_path, workdir / "sweep.yaml")
+        entrypoint = "equisweep run sweep.yaml --no-progress --store " + shlex.quote(store)
+        runtime_env: dict = {"working_dir": str(workdir)}
+        if pip:
+            runtime_env["pip"] = list(pip)
+        job_id = client.submit_job(
+            entrypoint=entrypoint,
+            runtime_env=runtime_env,
+            submission_id=job_id or f"equisweep-{spec.name}-{int(time.time())}",
+            metadata={"equisweep_sweep": spec.name},
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return job_id, f"{address.rstrip('/')}/#/jobs/{job_id}"
+
+
+def follow(address: str, job_id: str, out=print) -> str:
+    """Stream the job's logs until it ends; return its final status."""
+    client = _client(address)
+
+    async def _tail():
+        async for chunk in client.tail_job_logs(job_id):
+            out(chunk.rstrip("\n"))
+
+    asyncio.run(_tail())
+    status = str(client.get_job_status(job_id))
+    deadline = time.time() + 30
+    while status.split(".")[-1] not in TERMINAL and time.time() < deadline:
+        time.sleep(0.5)
+        status = str(client.get_job_status(job_id))
+    return status.split(".")[-1]

@@ -1,0 +1,82 @@
+"""The Ray Tune function trainable: runs equisweep.train for one trial config.
+
+Tune hands us `{"trial": <trial config>, "key": ..., "data_dir": ...}`; we report each row
+with `ray.tune.report` (ray.train.report raises inside Tune) and attach checkpoints so a
+retried or restored trial continues from its last one.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+
+from ray import tune
+
+from equisweep.sweep import faults
+from equisweep.train import iter_trial
+
+# Out-of-memory is recorded on the trial, not retried: a retry would fail the same way.
+_RESOURCE_ERRORS = (MemoryError,)
+
+
+def _oom_types() -> tuple[type[BaseException], ...]:
+    import torch
+
+    extra = getattr(torch.cuda, "OutOfMemoryError", None)
+    return _RESOURCE_ERRORS + ((extra,) if extra else ())
+
+
+def run(config: dict) -> None:
+    key = config["key"]
+    restore = None
+    ckpt = tune.get_checkpoint()
+    if ckpt is not None:
+        restore = ckpt.to_directory()
+    workdir = tempfile.mkdtemp(prefix=f"equisweep-{key}-")
+    fault = faults.planned_fault(key)
+    try:
+        rows = iter_trial(config["trial"], checkpoint_dir=workdir, restore_from=restore,
+                          data_dir=config.get("data_dir"))
+        last = None
+        while True:
+            try:
+                emit = next(rows)
+            except StopIteration:
+                break
+            row = emit.row
+            last = row
+            if fault and row["step"] >= fault[1]:
+                kind, _ = fault
+                fault = None
+                if kind == "nan":
+                    row = dict(row, train_loss=math.nan, status="diverged",
+                               error=f"non-finite training loss at step {row['step']}")
+                    tune.report(_clean(row))
+                    return
+                faults.fire(kind, key)
+            if emit.checkpoint_dir:
+                tune.report(_clean(row),
+                            checkpoint=tune.Checkpoint.from_directory(emit.checkpoint_dir))
+                shutil.rmtree(emit.checkpoint_dir, ignore_errors=True)
+            else:
+                tune.report(_clean(row))
+    except _oom_types() as exc:
+        # No "step": this report marks the trial, it is not a point of its curve.
+        at = f" after step {last['step']}" if last else ""
+        tune.report({"status": "failed",
+                     "error": f"out of memory{at}: {type(exc).__name__}: {exc}"})
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        if restore:
+            shutil.rmtree(restore, ignore_errors=True)
+
+
+def _clean(row: dict) -> dict:
+    # Tune drops None-valued metrics from some loggers; keep keys, use NaN for floats.
+    out = {}
+    for k, v in row.items():
+        out[k] = math.nan if v is None else v
+    out.setdefault("status", "running")
+    out.setdefault("error", "")
+    return out

@@ -1,0 +1,350 @@
+"""One trial, framework-free: a trial config in, a stream of metric rows out.
+
+`iter_trial` is a generator so the same code runs under Ray Tune (the trainable reports each
+row), from a plain script, or from a test. It never imports Ray. Everything that makes a run
+reproducible (model init, batch order, windows, augmentation draws) is derived from the
+trial seed and the step number, so a run restored from a checkpoint continues exactly as the
+uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from equisweep.models import build_model, count_flops
+from equisweep.task import RigidBodyDataset, TaskConfig, collate, ensure_dataset
+from equisweep.task.symmetry import act, sample_task_group
+
+CHECKPOINT_FILE = "trial.pt"
+# Stream tags so independent random streams never share a seed.
+_STREAM_ORDER, _STREAM_AUGMENT, _STREAM_EVAL, _STREAM_EQUIV = 1, 2, 3, 4
+
+
+class TrialDiverged(RuntimeError):
+    """The training loss became non-finite."""
+
+
+@dataclass
+class Emit:
+    """What the generator yields: a metric row and, when one was just written, a checkpoint."""
+
+    row: dict
+    checkpoint_dir: str | None = None
+    final: bool = False
+
+
+def honour_cpu_threads() -> int:
+    """Use the CPU share the scheduler granted (Ray sets OMP_NUM_THREADS per trial)."""
+    n = os.environ.get("OMP_NUM_THREADS")
+    if n and n.isdigit() and int(n) > 0:
+        torch.set_num_threads(int(n))
+    return torch.get_num_threads()
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    if requested:
+        return torch.device(requested)
+    # Ray exposes only the granted GPU(s) through CUDA_VISIBLE_DEVICES, fractional too.
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _generator(seed: int, stream: int, index: int) -> torch.Generator:
+    g = torch.Generator()
+    g.manual_seed(int(np.random.SeedSequence([seed, stream, index]).generate_state(1)[0]))
+    return g
+
+
+def lr_factor(step: int, total: int, warmup: float, schedule: str) -> float:
+    """Multiplier of the peak learning rate at `step` (0-based) of `total`."""
+    warm = int(round(warmup * total))
+    if warm > 0 and step < warm:
+        return (step + 1) / warm
+    if schedule == "constant":
+        return 1.0
+    progress = (step - warm) / max(1, total - warm)
+    if schedule == "linear":
+        return max(0.0, 1.0 - progress)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+class WindowSampler:
+    """Maps a global sample position to a (trajectory, window) pair, epoch by epoch.
+
+    One epoch visits every training trajectory once, each at a window drawn afresh, in an
+    order drawn afresh; both come from (seed, epoch) so any step can be regenerated.
+    """
+
+    def __init__(self, dataset: RigidBodyDataset, seed: int):
+        self.dataset = dataset
+        self.seed = seed
+        self.n = dataset.num_trajectories
+        self._epoch = -1
+        self._order: np.ndarray | None = None
+        self._starts: np.ndarray | None = None
+
+    def _load_epoch(self, epoch: int) -> None:
+        if epoch == self._epoch:
+            return
+        g = _generator(self.seed, _STREAM_ORDER, epoch)
+        self._order = torch.randperm(self.n, generator=g).numpy()
+        self._starts = torch.randint(
+            0, self.dataset.windows_per_trajectory, (self.n,), generator=g
+        ).numpy()
+        self._epoch = epoch
+
+    def batch(self, step: int, batch_size: int) -> dict:
+        samples = []
+        for pos in range(step * batch_size, (step + 1) * batch_size):
+            epoch, i = divmod(pos, self.n)
+            self._load_epoch(epoch)
+            samples.append(self.dataset.sample(int(self._order[i]), int(self._starts[i])))
+        return collate(samples)
+
+
+def _fixed_batches(dataset: RigidBodyDataset, seed: int, batch_size: int, limit: int | None):
+    """Deterministic evaluation batches: each trajectory at a seeded window, in order."""
+    g = _generator(seed, _STREAM_EVAL, 0)
+    starts = torch.randint(
+        0, dataset.windows_per_trajectory, (dataset.num_trajectories,), generator=g
+    ).numpy()
+    batches = []
+    for lo in range(0, dataset.num_trajectories, batch_size):
+        hi = min(lo + batch_size, dataset.num_trajectories)
+        batches.append(collate([dataset.sample(i, int(starts[i])) for i in range(lo, hi)]))
+        if limit is not None and len(batches) >= limit:
+            break
+    return batches
+
+
+def _to(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def masked_mse(pred: torch.Tensor, batch: dict) -> torch.Tensor:
+    mask = batch["mask"].unsqueeze(-1).to(pred.dtype)
+    err = (pred.float() - batch["y"].float()) ** 2 * mask
+    return err.sum() / (mask.sum() * 3).clamp_min(1)
+
+
+def equivariance_error(model, batch: dict, seed: int, index: int) -> float:
+    """Relative violation |f(g·x) − g·f(x)| / |f(x) − x1| under task-group elements.
+
+    Measured on the task's own symmetries (rotations about up, vertical reflections,
+    horizontal shifts): the group a baseline has to learn from data or augmentation.
+    """
+    g = _generator(seed, _STREAM_EQUIV, index)
+    b = batch["x0"].shape[0]
+    R, t = sample_task_group(b, generator=g, dtype=torch.float32)
+    R, t = R.to(batch["x0"].device), t.to(batch["x0"].device)
+    with torch.no_grad():
+        pred = model(batch)
+        pred_g = model(act(batch, R, t))
+        moved = torch.einsum("bij,bvj->bvi", R, pred) + t[:, None, :]
+        mask = batch["mask"].unsqueeze(-1)
+        num = ((pred_g - moved) * mask).norm()
+        den = ((pred - batch["x1"]) * mask).norm().clamp_min(1e-12)
+    return float(num / den)
+
+
+def _evaluate(model, batches, device, autocast) -> float:
+    total, weight = 0.0, 0.0
+    with torch.no_grad(), autocast():
+        for batch in batches:
+            batch = _to(batch, device)
+            n = float(batch["mask"].sum())
+            total += float(masked_mse(model(batch), batch)) * n
+            weight += n
+    return total / max(weight, 1.0)
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = path / f".{CHECKPOINT_FILE}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path / CHECKPOINT_FILE)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    # weights_only: a checkpoint is data, never code (it may come from shared storage).
+    return torch.load(Path(path) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+
+
+def iter_trial(
+    config: dict,
+    *,
+    checkpoint_dir: str | Path | None = None,
+    restore_from: str | Path | None = None,
+    device: str | None = None,
+    data_dir: str | Path | None = None,
+    progress: bool = False,
+) -> Iterator[Emit]:
+    """Train one trial; yield a metric row at every eval (and checkpoint) step.
+
+    `checkpoint_dir`: where checkpoints are written (a fresh folder per checkpoint is
+    `checkpoint_dir/step-XXXXXXXX`). `restore_from`: a folder written earlier, to continue.
+    The last Emit has `final=True` and carries `test_loss` (or `status='diverged'`).
+    """
+    honour_cpu_threads()
+    dev = pick_device(device)
+    task = TaskConfig.from_dict(config["task"])
+    training = config["training"]
+    hp = config["hparams"]
+    seed = int(config["seed"])
+    steps = int(config["steps"])
+    batch_size = int(training["batch_size"])
+    eval_every = int(training["eval_every"])
+    ckpt_every = int(training["checkpoint_every"])
+    eval_batches = int(training.get("eval_batches", 4))
+    bf16 = training.get("precision", "fp32") == "bf16" and dev.type == "cuda"
+
+    path = ensure_dataset(task, cache_dir=data_dir, progress=progress)
+    train_ds = RigidBodyDataset(path, split="train", limit=int(config["train_trajectories"]))
+    val_ds = RigidBodyDataset(path, split="val")
+    test_ds = RigidBodyDataset(path, split="test")
+    sampler = WindowSampler(train_ds, seed)
+    val_batches = _fixed_batches(val_ds, seed, batch_size, eval_batches)
+
+    torch.manual_seed(seed)
+    model = build_model(config["family"], config["size"]).to(dev)
+    opt = torch.optim.AdamW(
+        model.parameters(),
+        lr=float(hp["lr"]),
+        betas=(float(hp.get("beta1", 0.9)), float(hp.get("beta2", 0.999))),
+        weight_decay=float(hp.get("weight_decay", 0.0)),
+    )
+    warmup = float(hp.get("warmup", training.get("warmup", 0.0)))
+    schedule = training.get("schedule", "cosine")
+    clip = float(hp.get("grad_clip", 1.0))
+    augment = bool(config.get("augment", False))
+    flops_cache: dict[int, int] = {}
+
+    def step_flops(tokens: int) -> int:
+        if tokens not in flops_cache:
+            flops_cache[tokens] = count_flops(
+                config["family"], config["size"], tokens=tokens, batch_size=batch_size
+            )
+        return flops_cache[tokens]
+
+    def autocast():
+        return torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=bf16)
+
+    start, flops, wall = 0, 0.0, 0.0
+    loss_sum, loss_n = 0.0, 0
+    if restore_from is not None:
+        state = load_checkpoint(restore_from)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        start, flops, wall = int(state["step"]), float(state["flops"]), float(state["wall_s"])
+        loss_sum, loss_n = float(state["loss_sum"]), int(state["loss_n"])
+
+    last_grad_norm = float("nan")
+    window_t0, window_samples, window_flops = time.perf_counter(), 0, 0.0
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, initial=start, desc=f"{config['family']} trial", unit="step")
+    model.train()
+    for step in range(start, steps):
+        t0 = time.perf_counter()
+        batch = sampler.batch(step, batch_size)
+        if augment:
+            R, t = sample_task_group(
+                batch_size, generator=_generator(seed, _STREAM_AUGMENT, step), dtype=torch.float32
+            )
+            batch = act(batch, R, t)
+        batch = _to(batch, dev)
+        for group in opt.param_groups:
+            group["lr"] = float(hp["lr"]) * lr_factor(step, steps, warmup, schedule)
+        with autocast():
+            loss = masked_mse(model(batch), batch)
+        if not torch.isfinite(loss):
+            row = _row(step + 1, batch_size, train_ds, flops, wall, float(loss), None, opt)
+            row.update(status="diverged", error=f"non-finite training loss at step {step + 1}")
+            yield Emit(row=row, final=True)
+            return
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        last_grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), clip))
+        opt.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        dt = time.perf_counter() - t0
+        wall += dt
+        f = step_flops(int(batch["x0"].shape[1]))
+        flops += f
+        window_samples += batch_size
+        window_flops += f
+        loss_sum += float(loss)
+        loss_n += 1
+        if bar is not None:
+            bar.update(1)
+
+        done = step + 1
+        at_eval = done % eval_every == 0 or done == steps
+        at_ckpt = checkpoint_dir is not None and (done % ckpt_every == 0 or done == steps)
+        if not (at_eval or at_ckpt):
+            continue
+        row = _row(done, batch_size, train_ds, flops, wall, loss_sum / max(loss_n, 1),
+                   last_grad_norm, opt)
+        elapsed = time.perf_counter() - window_t0
+        row["samples_per_s"] = window_samples / max(elapsed, 1e-9)
+        row["flops_per_s"] = window_flops / max(elapsed, 1e-9)
+        loss_sum, loss_n = 0.0, 0
+        if at_eval:
+            model.eval()
+            row["val_loss"] = _evaluate(model, val_batches, dev, autocast)
+            row["equivariance_error"] = equivariance_error(
+                model, _to(val_batches[0], dev), seed, done
+            )
+            model.train()
+        ckpt_path = None
+        if at_ckpt:
+            ckpt = Path(checkpoint_dir) / f"step-{done:08d}"
+            _save_checkpoint(ckpt, {
+                "model": model.state_dict(), "optimizer": opt.state_dict(), "step": done,
+                "flops": flops, "wall_s": wall, "loss_sum": 0.0, "loss_n": 0,
+            })
+            ckpt_path = str(ckpt)
+        final = done == steps
+        if final:
+            model.eval()
+            test = _fixed_batches(test_ds, seed, batch_size, None)
+            row["test_loss"] = _evaluate(model, test, dev, autocast)
+            row["status"] = "finished"
+        window_t0, window_samples, window_flops = time.perf_counter(), 0, 0.0
+        yield Emit(row=row, checkpoint_dir=ckpt_path, final=final)
+    if bar is not None:
+        bar.close()
+
+
+def _row(step, batch_size, train_ds, flops, wall, train_loss, grad_norm, opt) -> dict:
+    samples = step * batch_size
+    return {
+        "step": step,
+        "samples": samples,
+        "epochs": samples / max(train_ds.num_trajectories, 1),
+        "flops": float(flops),
+        "wall_s": float(wall),
+        "train_loss": float(train_loss),
+        "val_loss": None,
+        "lr": float(opt.param_groups[0]["lr"]),
+        "grad_norm": None if grad_norm is None else float(grad_norm),
+        "test_loss": None,
+        "equivariance_error": None,
+        "samples_per_s": None,
+        "flops_per_s": None,
+    }
+
+
+def run_trial(config: dict, **kwargs) -> list[dict]:
+    """Run a trial to the end and return all its rows (convenience for scripts and tests)."""
+    return [e.row for e in iter_trial(config, **kwargs)]
