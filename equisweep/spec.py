@@ -131,7 +131,8 @@ def canonical(obj: Any) -> Any:
         f = float(obj)
         if not math.isfinite(f):
             raise ValueError(f"no canonical JSON for {f!r}")
-        f = float(f"{f:.15g}")
+        rounded = float(f"{f:.15g}")
+        f = rounded if math.isfinite(rounded) else f  # near float max, rounding overflows
         if f.is_integer() and abs(f) < 2**53:
             return int(f)
         return f
@@ -777,12 +778,9 @@ class _Check:
 
     def one_of(self, v, path, allowed) -> str | Any:
         if not isinstance(v, str) or v not in allowed:
-            return self.add(
-                path,
-                _unknown(v, allowed, f"got {_show(v)}").replace(
-                    "; allowed:", "; must be one of", 1
-                ),
-            )
+            hint = difflib.get_close_matches(str(v), allowed, n=1, cutoff=0.6)
+            tail = f" (did you mean {hint[0]!r}?)" if hint else ""
+            return self.add(path, f"must be one of {', '.join(allowed)}, got {_show(v)}{tail}")
         return v
 
     def int_list(self, v, path, minimum=1) -> list | Any:

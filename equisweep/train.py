@@ -85,7 +85,7 @@ class WindowSampler:
     def __init__(self, dataset: RigidBodyDataset, seed: int):
         self.dataset = dataset
         self.seed = seed
-        self.n = dataset.num_trajectories
+        self.n = len(dataset)
         self._epoch = -1
         self._order: np.ndarray | None = None
         self._starts: np.ndarray | None = None
@@ -96,7 +96,7 @@ class WindowSampler:
         g = _generator(self.seed, _STREAM_ORDER, epoch)
         self._order = torch.randperm(self.n, generator=g).numpy()
         self._starts = torch.randint(
-            0, self.dataset.windows_per_trajectory, (self.n,), generator=g
+            0, self.dataset.windows, (self.n,), generator=g
         ).numpy()
         self._epoch = epoch
 
@@ -113,11 +113,11 @@ def _fixed_batches(dataset: RigidBodyDataset, seed: int, batch_size: int, limit:
     """Deterministic evaluation batches: each trajectory at a seeded window, in order."""
     g = _generator(seed, _STREAM_EVAL, 0)
     starts = torch.randint(
-        0, dataset.windows_per_trajectory, (dataset.num_trajectories,), generator=g
+        0, dataset.windows, (len(dataset),), generator=g
     ).numpy()
     batches = []
-    for lo in range(0, dataset.num_trajectories, batch_size):
-        hi = min(lo + batch_size, dataset.num_trajectories)
+    for lo in range(0, len(dataset), batch_size):
+        hi = min(lo + batch_size, len(dataset))
         batches.append(collate([dataset.sample(i, int(starts[i])) for i in range(lo, hi)]))
         if limit is not None and len(batches) >= limit:
             break
@@ -206,9 +206,10 @@ def iter_trial(
     bf16 = training.get("precision", "fp32") == "bf16" and dev.type == "cuda"
 
     path = ensure_dataset(task, cache_dir=data_dir, progress=progress)
-    train_ds = RigidBodyDataset(path, split="train", limit=int(config["train_trajectories"]))
-    val_ds = RigidBodyDataset(path, split="val")
-    test_ds = RigidBodyDataset(path, split="test")
+    train_ds = RigidBodyDataset(path, split="train", limit=int(config["train_trajectories"]),
+                                seed=seed, delta=task.delta)
+    val_ds = RigidBodyDataset(path, split="val", seed=seed, delta=task.delta)
+    test_ds = RigidBodyDataset(path, split="test", seed=seed, delta=task.delta)
     sampler = WindowSampler(train_ds, seed)
     val_batches = _fixed_batches(val_ds, seed, batch_size, eval_batches)
 
@@ -283,7 +284,7 @@ def iter_trial(
         flops += f
         window_samples += batch_size
         window_flops += f
-        loss_sum += float(loss)
+        loss_sum += float(loss.detach())
         loss_n += 1
         if bar is not None:
             bar.update(1)
@@ -331,7 +332,7 @@ def _row(step, batch_size, train_ds, flops, wall, train_loss, grad_norm, opt) ->
     return {
         "step": step,
         "samples": samples,
-        "epochs": samples / max(train_ds.num_trajectories, 1),
+        "epochs": samples / max(len(train_ds), 1),
         "flops": float(flops),
         "wall_s": float(wall),
         "train_loss": float(train_loss),

@@ -10,8 +10,8 @@ Rows that have converged leave the working set, so late iterations only pay for 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -69,8 +69,11 @@ def is_hidden(name: str) -> bool:
     return name.startswith((".", "_"))
 
 
-def list_files(fs, root: str, kind: str, sweep: str | None, suffix: str, hidden=False):
-    """Fragments of one kind, oldest first. `hidden=True` lists only leftover temp files."""
+TMP_PREFIX = ".tmp-"
+
+
+def list_files(fs, root: str, kind: str, sweep: str | None, suffix: str, temp=False):
+    """Fragments of one kind, oldest first. `temp=True` lists leftover temp files instead."""
     base = f"{root}/{kind}"
     if sweep is not None:
         base = f"{base}/sweep={validate_sweep_name(sweep)}"
@@ -87,7 +90,10 @@ def list_files(fs, root: str, kind: str, sweep: str | None, suffix: str, hidden=
         if len(rel) != 2 or not rel[0].startswith("sweep="):
             continue
         name = rel[1]
-        if is_hidden(name) != hidden or (not hidden and not name.endswith(suffix)):
+        if temp:
+            if not name.startswith(TMP_PREFIX):
+                continue
+        elif is_hidden(name) or not name.endswith(suffix):
             continue
         sweep_name = rel[0][len("sweep="):]
         try:
@@ -123,7 +129,7 @@ def fresh_name(stem: str, seq: int, suffix: str) -> str:
 def atomic_write(fs, directory: str, final_name: str, write) -> str:
     """Create directory, call write(fs, tmp_path), then rename tmp → final. Returns the path."""
     fs.create_dir(directory, recursive=True)
-    tmp = f"{directory}/.tmp-{final_name}"
+    tmp = f"{directory}/{TMP_PREFIX}{final_name}"
     final = f"{directory}/{final_name}"
     try:
         write(fs, tmp)

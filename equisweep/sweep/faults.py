@@ -1,10 +1,12 @@
 """Fault injection for the reliability tests: crash a trial for real, once per trial key.
 
-Off unless EQUISWEEP_FAULT is set, e.g. `exit@120` (os._exit at step 120), `raise@120`,
-`kill@120` (SIGKILL to its own process), `nan@120` (a non-finite loss) or `oom@120`.
+Off unless EQUISWEEP_FAULT is set in the driver's environment, e.g. `exit@120` (os._exit at
+step 120), `raise@120`, `kill@120` (SIGKILL to its own process), `nan@120` (a non-finite
+loss) or `oom@120`.
 EQUISWEEP_FAULT_DIR holds one marker per key, so each fault fires on the first attempt only
 and the retry can show that nothing was lost. EQUISWEEP_FAULT_KEYS (comma-separated key
-prefixes) limits it to some trials.
+prefixes) limits it to some trials. The driver copies these variables into each trial's
+payload (not its config or key), so they reach workers that were started before they were set.
 """
 
 from __future__ import annotations
@@ -13,27 +15,37 @@ import os
 import signal
 from pathlib import Path
 
+ENV = ("EQUISWEEP_FAULT", "EQUISWEEP_FAULT_DIR", "EQUISWEEP_FAULT_KEYS")
 
-def planned_fault(key: str) -> tuple[str, int] | None:
-    spec = os.environ.get("EQUISWEEP_FAULT")
-    if not spec:
+
+def from_environment() -> dict | None:
+    """The driver side: the fault settings to ship with each trial, if any."""
+    if not os.environ.get("EQUISWEEP_FAULT"):
         return None
-    keys = [k for k in os.environ.get("EQUISWEEP_FAULT_KEYS", "").split(",") if k]
+    return {name: os.environ.get(name, "") for name in ENV}
+
+
+def planned_fault(key: str, settings: dict | None) -> tuple[str, int, str] | None:
+    """The worker side: (kind, step, marker dir) if this trial should fail now."""
+    if not settings or not settings.get("EQUISWEEP_FAULT"):
+        return None
+    keys = [k for k in settings.get("EQUISWEEP_FAULT_KEYS", "").split(",") if k]
     if keys and not any(key.startswith(k) for k in keys):
         return None
-    marker_dir = os.environ.get("EQUISWEEP_FAULT_DIR")
+    marker_dir = settings.get("EQUISWEEP_FAULT_DIR", "")
     if marker_dir and (Path(marker_dir) / key).exists():
         return None
-    kind, _, step = spec.partition("@")
-    return kind, int(step)
+    kind, _, step = settings["EQUISWEEP_FAULT"].partition("@")
+    return kind, int(step), marker_dir
 
 
-def fire(kind: str, key: str) -> None:
+def fire(kind: str, key: str, marker_dir: str) -> None:
     """Inject the fault `kind`; leave a marker first, since some kinds never return."""
-    marker_dir = os.environ.get("EQUISWEEP_FAULT_DIR")
     if marker_dir:
         Path(marker_dir).mkdir(parents=True, exist_ok=True)
         (Path(marker_dir) / key).touch()
+    if kind == "mark":
+        return
     if kind == "exit":
         os._exit(17)
     if kind == "kill":

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from ray.tune.search import Searcher
 
+from equisweep.sweep import faults
+
 
 @dataclass
 class Slot:
@@ -106,6 +108,7 @@ def trial_payload(config, data_dir: str | None) -> dict:
         "n_params": config.n_params,
         "flops_per_step": config.flops_per_step,
         "data_dir": data_dir,
+        "fault": faults.from_environment(),
         "label": f"{config.family}-{size}-s{config.steps}-d{config.train_trajectories}"
                  f"{'-aug' if config.augment else ''}-{config.key[:8]}",
     }

@@ -34,7 +34,7 @@ def run(config: dict) -> None:
     if ckpt is not None:
         restore = ckpt.to_directory()
     workdir = tempfile.mkdtemp(prefix=f"equisweep-{key}-")
-    fault = faults.planned_fault(key)
+    fault = faults.planned_fault(key, config.get("fault"))
     try:
         rows = iter_trial(config["trial"], checkpoint_dir=workdir, restore_from=restore,
                           data_dir=config.get("data_dir"))
@@ -47,14 +47,15 @@ def run(config: dict) -> None:
             row = emit.row
             last = row
             if fault and row["step"] >= fault[1]:
-                kind, _ = fault
+                kind, _, marker_dir = fault
                 fault = None
                 if kind == "nan":
                     row = dict(row, train_loss=math.nan, status="diverged",
                                error=f"non-finite training loss at step {row['step']}")
+                    faults.fire("mark", key, marker_dir)
                     tune.report(_clean(row))
                     return
-                faults.fire(kind, key)
+                faults.fire(kind, key, marker_dir)
             if emit.checkpoint_dir:
                 tune.report(_clean(row),
                             checkpoint=tune.Checkpoint.from_directory(emit.checkpoint_dir))

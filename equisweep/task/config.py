@@ -92,7 +92,9 @@ class TaskConfig:
             raise UserError(f"task.bodies: minimum {lo} is greater than maximum {hi}")
         slo, shi = _pair(self, "size", float)
         if not 0.01 <= slo <= shi <= 10.0:
-            raise UserError(f"task.size: need 0.01 <= min <= max <= 10 (metres), got [{slo}, {shi}]")
+            raise UserError(
+                f"task.size: need 0.01 <= min <= max <= 10 (metres), got [{slo}, {shi}]"
+            )
         _float(self, "throw_speed", 0.0, 100.0)
         _float(self, "timestep", 1e-5, 0.05)
         _float(self, "gravity", 0.0, 100.0)

@@ -73,7 +73,7 @@ def ensure_dataset(
         raise UserError(f"cache directory {path.parent} is a file, not a folder")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
                                 or workers < 1):
-        raise UserError(f"--workers: expected a positive integer, got {workers!r}")
+        raise UserError(f"workers: expected a positive integer, got {workers!r}")
     if _complete(cfg, path, verify):
         return path
     try:
@@ -149,6 +149,7 @@ def _build(cfg, path, workers, progress, executor) -> None:
 
     gen = cfg.generation_dict()
     key = cfg.key()
+    _remove_stale_temporaries(path)
     entries: dict[tuple[str, int], dict] = {}
     todo = []
     for split, index, start, count in shard_plan(cfg):
@@ -200,8 +201,10 @@ def _pool_map(fn, jobs, workers):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    # spawn, not fork: the caller may be a trainer with torch threads running.
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    # fork, not spawn/forkserver: those re-import the caller's __main__, which breaks any
+    # script without a `__main__` guard. The children touch only numpy, scipy and MuJoCo,
+    # never the parent's torch thread pools, so fork's thread hazards do not apply.
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
     try:
         yield from pool.map(fn, jobs)
     finally:
@@ -209,17 +212,16 @@ def _pool_map(fn, jobs, workers):
 
 
 def _entry(name, start, count, data, shard) -> dict:
-    n_verts = shard["n_verts"]
+    n_bodies = shard["n_bodies"].astype(np.int64)
+    tokens = np.add.reduceat(shard["n_verts"].astype(np.int64),
+                             np.concatenate([[0], np.cumsum(n_bodies)[:-1]]))
     return {
         "file": name, "start": start, "count": count, "bytes": len(data),
         "sha256": hashlib.sha256(data).hexdigest(),
-        "bodies": int(shard["n_bodies"].sum()), "vertices": int(n_verts.sum()),
-        "tokens_max": int(max(np.add.reduceat(n_verts, _starts(shard["n_bodies"])))),
+        "bodies": int(n_bodies.sum()), "bodies_min": int(n_bodies.min()),
+        "bodies_max": int(n_bodies.max()), "tokens": int(tokens.sum()),
+        "tokens_min": int(tokens.min()), "tokens_max": int(tokens.max()),
     }
-
-
-def _starts(n_bodies):
-    return np.concatenate([[0], np.cumsum(n_bodies)[:-1]])
 
 
 def _manifest(cfg: TaskConfig, entries: dict) -> dict:
@@ -254,6 +256,17 @@ def _write_atomic(file: Path, data: bytes) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def _remove_stale_temporaries(path: Path, age_s: float = 3600.0) -> None:
+    """Temporaries of writers killed mid-write (SIGKILL skips cleanup). Young ones may belong
+    to a live writer on another node sharing the folder, so only old ones go."""
+    import time
+
+    for tmp in path.glob(".*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            if time.time() - tmp.stat().st_mtime > age_s:
+                tmp.unlink()
 
 
 @contextlib.contextmanager

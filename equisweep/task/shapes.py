@@ -32,7 +32,8 @@ def vertex_count(kind: str, vertices: int) -> int:
 def make_mesh(kind: str, rng: np.random.Generator, radius: float, vertices: int) -> np.ndarray:
     """(V, 3) float64 vertices of one body with circumradius about `radius`, centroid at 0."""
     if kind == "hull":
-        v = _hull(rng, vertices)
+        v, hull = _hull(rng, vertices)
+        v = v - solid_centroid(v, hull)
     elif kind == "box":
         v = _box(rng)
     elif kind == "tetrahedron":
@@ -43,13 +44,13 @@ def make_mesh(kind: str, rng: np.random.Generator, radius: float, vertices: int)
         v = _prism(rng, max(3, vertices // 2))
     else:
         _known(kind)
-    v = v - solid_centroid(v)
+    # The fixed solids are built point-symmetric or regular: their centroid is already 0.
     return v * (radius / np.linalg.norm(v, axis=1).max())
 
 
-def solid_centroid(v: np.ndarray) -> np.ndarray:
+def solid_centroid(v: np.ndarray, hull: ConvexHull | None = None) -> np.ndarray:
     """Centre of mass of the uniform solid bounded by the convex hull of `v`."""
-    hull = ConvexHull(v)
+    hull = ConvexHull(v) if hull is None else hull
     inner = v[hull.vertices].mean(axis=0)
     tri = v[hull.simplices]  # each facet + the inner point is a tetrahedron of the solid
     vol = np.abs(np.einsum("ij,ij->i", tri[:, 0] - inner, np.cross(tri[:, 1] - inner,
@@ -71,8 +72,9 @@ def _hull(rng: np.random.Generator, k: int) -> np.ndarray:
         p = rng.normal(size=(k, 3))
         p /= np.linalg.norm(p, axis=1, keepdims=True)
         p *= rng.uniform(0.6, 1.0, size=3)
-        if len(ConvexHull(p).vertices) == k:
-            return p
+        hull = ConvexHull(p)
+        if len(hull.vertices) == k:
+            return p, hull
     raise RuntimeError(f"could not draw a convex hull with {k} extreme points")
 
 

@@ -1,0 +1,50 @@
+"""`equisweep analyze NAME`: scaling-law fits, compute-optimal frontiers and the report."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = (
+        "Writes fits.json (every coefficient with its standard error, 95%% bootstrap interval "
+        "and the data it came from) and report.html (self-contained, works offline), plus "
+        "PNG copies of the figures when kaleido and Chromium are installed. Fits the data "
+        "cannot determine are reported as 'not enough data: need ...' and the plots still "
+        "render."
+    )
+    parser.add_argument("name", metavar="NAME", help="sweep name in the results store")
+    parser.add_argument("--store", default=None, metavar="PATH",
+                        help="results store (default: $EQUISWEEP_STORE, then ./results)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="output folder (default: <store>/reports/<NAME>/ for a local "
+                             "store, ./report-<NAME>/ for a remote one)")
+    parser.add_argument("--bootstrap", type=int, default=200, metavar="N",
+                        help="bootstrap resamples per fit (default 200; 0: no intervals)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="bootstrap processes (default: all cores for large jobs)")
+    parser.add_argument("--no-png", action="store_true", help="skip PNG copies of figures")
+
+
+def default_out(store_uri: str, name: str) -> str:
+    if "://" in store_uri and not store_uri.startswith("file://"):
+        return os.path.join(".", f"report-{name}")
+    local = store_uri[len("file://"):] if store_uri.startswith("file://") else store_uri
+    return os.path.join(local, "reports", name)
+
+
+def run(args) -> int:
+    from equisweep.analysis.analyze import analyze_store
+    from equisweep.errors import UserError
+
+    if args.bootstrap < 0:
+        raise UserError("--bootstrap must be ≥ 0")
+    store_uri = args.store or os.environ.get("EQUISWEEP_STORE") or "results"
+    out = args.out or default_out(store_uri, args.name)
+    result = analyze_store(store_uri, args.name, out, n_boot=args.bootstrap, seed=args.seed,
+                           workers=args.workers, png=not args.no_png, progress=True)
+    print(result.summary)
+    return 0

@@ -1,0 +1,122 @@
+"""`equisweep fit`: fit L(N, D) = E + A/N^α + B/D^β to any CSV table (Approach 3 of
+Hoffmann et al. 2022 with the Huber/log-sum-exp/L-BFGS-grid recipe of Besiroglu et al. 2024).
+
+Example (Epoch AI's extraction of the Chinchilla points):
+
+    equisweep fit --csv chinchilla_svg_extracted.csv --n "Model Size" \\
+        --compute "Training FLOP" --loss loss --drop-highest 5 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+COEFS = ("E", "A", "B", "alpha", "beta")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = (
+        "D is the second covariate (tokens, samples or steps). With --compute, "
+        "D = C / (flops_per_param * N). Standard errors and 95%% intervals come from a "
+        "bootstrap over rows (resampled with replacement, seeded, in parallel processes)."
+    )
+    parser.add_argument("--csv", required=True, metavar="FILE", help="input table (CSV)")
+    parser.add_argument("--n", required=True, metavar="COL", help="column of model sizes N")
+    g = parser.add_mutually_exclusive_group(required=True)
+    g.add_argument("--d", metavar="COL", help="column of data sizes D (tokens, samples)")
+    g.add_argument("--s", metavar="COL", help="column of training steps S (used as D)")
+    g.add_argument("--compute", metavar="COL", help="column of training FLOPs C")
+    parser.add_argument("--flops-per-param", type=float, default=6.0, metavar="K",
+                        help="with --compute: D = C / (K*N) (default 6)")
+    parser.add_argument("--loss", required=True, metavar="COL", help="column of losses")
+    parser.add_argument("--drop-highest", type=int, default=0, metavar="K",
+                        help="drop the K highest-loss rows first (Besiroglu et al. drop 5)")
+    parser.add_argument("--grid", choices=("besiroglu", "adaptive"), default="besiroglu",
+                        help="start grid: the 4,500 starts of Besiroglu et al. (default) or "
+                             "one scaled to the data (for losses far from ~1-5)")
+    parser.add_argument("--starts", type=int, default=None, metavar="N",
+                        help="use a seeded random subset of N starts from the grid")
+    parser.add_argument("--bootstrap", type=int, default=200, metavar="N",
+                        help="bootstrap resamples for standard errors (default 200; 0: none)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="bootstrap processes (default: all cores for large jobs)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args) -> int:
+    import time
+
+    import numpy as np
+
+    from equisweep.analysis import lawfit
+    from equisweep.analysis.data import load_table
+    from equisweep.analysis.scaling import NotEnoughData, fit_with_ci, grid_starts, require_two_var
+    from equisweep.errors import UserError
+
+    t0 = time.perf_counter()
+    if args.drop_highest < 0:
+        raise UserError("--drop-highest must be ≥ 0")
+    if args.starts is not None and args.starts < 1:
+        raise UserError("--starts must be ≥ 1")
+    if args.bootstrap < 0:
+        raise UserError("--bootstrap must be ≥ 0")
+    if args.compute and not args.flops_per_param > 0:
+        raise UserError("--flops-per-param must be > 0")
+    second = args.d or args.s or args.compute
+    role = "compute" if args.compute else "D"
+    df = load_table(args.csv, {"N": args.n, role: second, "L": args.loss})
+    for r, col, flag in (("N", args.n, "--n"), (role, second, "--" + ("compute" if args.compute
+                         else "d" if args.d else "s")), ("L", args.loss, "--loss")):
+        bad = int((~(df[r] > 0)).sum())
+        if bad:
+            raise UserError(f"{flag} column {col!r} has {bad} non-positive value(s); "
+                            "a scaling law needs positive values")
+    if args.drop_highest >= len(df):
+        raise UserError(f"--drop-highest {args.drop_highest} leaves no rows (table has {len(df)})")
+    if args.drop_highest:
+        df = df.sort_values("L", kind="stable").iloc[: len(df) - args.drop_highest]
+    N = df["N"].to_numpy()
+    if args.compute:
+        D = df["compute"].to_numpy() / (args.flops_per_param * N)
+    else:
+        D = df["D"].to_numpy()
+    L = df["L"].to_numpy()
+    try:
+        require_two_var(N, D, names=("N (--n)", "D"))
+    except NotEnoughData as err:
+        raise UserError(f"not enough data: {err}") from None
+    starts = grid_starts(lawfit.TWO_VAR, (N, D), L, grid=args.grid, n_starts=args.starts,
+                         seed=args.seed)
+    res = fit_with_ci(lawfit.TWO_VAR, (N, D), L, n_boot=args.bootstrap, seed=args.seed,
+                      starts=starts, workers=args.workers, progress=not args.json)
+    blocks = res.coef_blocks()
+    out = {}
+    for k in COEFS:
+        out[k] = blocks[k]["value"]
+        out[f"{k}_se"] = blocks[k]["se"]
+        out[f"{k}_ci"] = blocks[k]["ci"]
+    out.update(
+        n_points=int(L.size), n_starts=int(len(starts)), grid=args.grid,
+        objective=res.fit.objective, bootstrap=res.boot.n_requested,
+        bootstrap_ok=res.boot.n_ok, seed=args.seed, seconds=time.perf_counter() - t0,
+        fit_seconds=res.fit.seconds, bootstrap_seconds=res.boot.seconds,
+    )
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(f"L(N, D) = E + A/N^alpha + B/D^beta   ({out['n_points']} points, "
+          f"{out['n_starts']} starts, {res.boot.n_ok}/{args.bootstrap} bootstrap fits, "
+          f"{out['seconds']:.1f} s)")
+    print(f"{'coef':>6} {'value':>12} {'se':>12}   95% interval")
+    for k in COEFS:
+        se = "-" if out[f"{k}_se"] is None else f"{out[f'{k}_se']:.4g}"
+        lo_hi = out[f"{k}_ci"]
+        ci = "-" if lo_hi is None else f"[{lo_hi[0]:.4g}, {lo_hi[1]:.4g}]"
+        print(f"{k:>6} {out[k]:>12.6g} {se:>12}   {ci}")
+    if not np.isfinite(out["objective"]):
+        print("warning: the fit did not converge", file=sys.stderr)
+    return 0

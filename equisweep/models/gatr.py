@@ -1,0 +1,137 @@
+"""GATr (Geometric Algebra Transformer) for the rigid-body task.
+
+Size dict (defaults filled by `validate_size("gatr", size)`):
+  width    multivector channels (>= 2); half of them (rounded down) are of the det kind
+           that carries points, see gatr_layers.py
+  depth    number of blocks (>= 1)
+  scalars  scalar channels beside the multivectors (default 4 * width)
+  heads    attention heads (default min(8, width // 2)); each head has
+           max(2, 2 width // heads) multivector and max(4, 2 scalars // heads) scalar query
+           channels; keys/values are shared by all heads (multi-query)
+The GATr v1.4.3 configuration "16 mv / 64 scalar channels, 4 blocks" is
+{"width": 16, "scalars": 64, "depth": 4}.
+
+Tokens are mesh vertices. Per token the network sees the points x0, x1, c0, c1 (det kind),
+the floor plane (through floor_point, normal up), `up` and the displacements x1 - x0,
+c1 - c0, x1 - c1 as translations (rho kind), and invariant scalars (heights above the
+floor, displacement lengths). Body identity enters only through a learned per-head
+attention bias between tokens of the same body, so relabelling bodies changes nothing.
+The prediction is x1 + d, with d the e1, e2, e3 (plane-normal) part of a rho-kind output
+channel: a translation-invariant vector that rotates and reflects with R, which makes
+model(g . batch) = g . model(batch) exact for every g in E(3).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from equisweep.models.gatr_layers import (
+    EquiLinear,
+    GeometricAttention,
+    GeometricMLP,
+    Layout,
+    equi_layer_norm,
+)
+from equisweep.models.pga.embed import embed_plane, embed_point, embed_translation
+
+INPUT = Layout(5, 4, 8)  # plane, up, 3 translations | 8 invariants | x0, x1, c0, c1
+OUTPUT = Layout(1, 0, 0)
+SIZE_KEYS = {"width": None, "depth": None, "scalars": None, "heads": None}
+
+
+def default_heads(width: int) -> int:
+    """8 heads (GATr's default) once each has 2 multivector channels; fewer below."""
+    return min(8, max(1, width // 2))
+
+
+@dataclass(frozen=True)
+class GATrDims:
+    width: int
+    depth: int
+    scalars: int
+    heads: int
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.width - self.width // 2, self.width // 2, self.scalars)
+
+    @property
+    def hidden_mv(self) -> int:
+        return max(2, 2 * self.width // self.heads)
+
+    @property
+    def hidden_s(self) -> int:
+        return max(4, 2 * self.scalars // self.heads)
+
+    @property
+    def mlp_groups(self) -> int:
+        return max(1, self.width // 4)
+
+    @classmethod
+    def of(cls, size: dict) -> GATrDims:
+        return cls(int(size["width"]), int(size["depth"]), int(size["scalars"]),
+                   int(size["heads"]))
+
+
+class GATrBlock(nn.Module):
+    def __init__(self, dims: GATrDims):
+        super().__init__()
+        self.layout = dims.layout
+        gain = 1.0 / math.sqrt(2.0 * dims.depth)
+        self.attention = GeometricAttention(self.layout, dims.heads, dims.hidden_mv,
+                                            dims.hidden_s, out_gain=gain)
+        self.mlp = GeometricMLP(self.layout, dims.mlp_groups, out_gain=gain)
+
+    def forward(self, h, key_ok, same_body):
+        h = h + self.attention(equi_layer_norm(h, self.layout), key_ok, same_body)
+        return h + self.mlp(equi_layer_norm(h, self.layout))
+
+
+class GATr(nn.Module):
+    """The task model: batch dict (DESIGN section 10) -> predicted positions (B, V, 3)."""
+
+    def __init__(self, size: dict):
+        super().__init__()
+        self.dims = GATrDims.of(size)
+        layout = self.dims.layout
+        self.inp = EquiLinear(INPUT, layout)
+        self.blocks = nn.ModuleList(GATrBlock(self.dims) for _ in range(self.dims.depth))
+        self.out = EquiLinear(layout, OUTPUT)
+
+    @staticmethod
+    def embed(batch: dict) -> tuple[torch.Tensor, dict]:
+        mask = batch["mask"]
+        keep = mask[..., None]
+        pts = {k: torch.where(keep, batch[k], 0.0) for k in ("x0", "x1", "c0", "c1")}
+        shape = pts["x1"].shape
+        up = batch["up"][:, None, :].expand(shape)
+        floor = batch["floor_point"][:, None, :].expand(shape)
+        x0, x1, c0, c1 = pts["x0"], pts["x1"], pts["c0"], pts["c1"]
+        e = torch.stack([embed_plane(up, floor), embed_translation(up),
+                         embed_translation(x1 - x0), embed_translation(c1 - c0),
+                         embed_translation(x1 - c1)], -2)
+        o = torch.stack([embed_point(p) for p in (x0, x1, c0, c1)], -2)
+
+        def height(p):
+            return ((p - floor) * up).sum(-1)
+
+        s = torch.stack([height(x1), height(x0), height(c1), height(c0),
+                         (x1 - x0).norm(dim=-1), (c1 - c0).norm(dim=-1),
+                         (x1 - c1).norm(dim=-1), ((x1 - x0) * up).sum(-1)], -1)
+        return INPUT.join(e, s, o), pts
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        h, pts = self.embed(batch)
+        mask = batch["mask"]
+        body = batch["body"]
+        same_body = body[:, :, None] == body[:, None, :]
+        h = self.inp(h)
+        for block in self.blocks:
+            h = block(h, mask, same_body)
+        out = self.out(equi_layer_norm(h, self.dims.layout))
+        pred = pts["x1"] + out[..., 2:5]
+        return torch.where(mask[..., None], pred, 0.0)

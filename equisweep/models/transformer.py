@@ -1,0 +1,147 @@
+"""Baseline pre-LayerNorm transformer over the same vertex tokens.
+
+Size dict (defaults filled by `validate_size("transformer", size)`):
+  width        model channels (divisible by heads)
+  depth        number of blocks
+  heads        attention heads (default: 8, or the largest divisor of width below 8)
+  fourier      random Fourier features per point coordinate set (default 0 = off): each of
+               x0, x1, c0, c1 adds sin/cos of `fourier` fixed random projections
+  multi_query  one shared key/value head (default true)
+  mlp_ratio    hidden width of the GELU MLP as a multiple of width (default 2)
+
+Per-token features: x0, x1, c0, c1, x1 - x0, c1 - c0, x1 - c1, heights of x0, x1, c0, c1
+above the floor, the vertical part of x1 - x0, `up`, floor_point. Body identity enters only
+as a learned per-head attention bias between tokens of the same body. LayerNorms have no
+affine parameters (as in the GATr repository's baseline). The prediction is x1 + d with d
+read out linearly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from equisweep.models.gatr_layers import attention_mask
+
+N_FEATURES = 32
+SIZE_KEYS = {"width": None, "depth": None, "heads": None, "fourier": 0, "multi_query": True,
+             "mlp_ratio": 2}
+FOURIER_SCALE = 1.0
+
+
+def default_heads(width: int) -> int:
+    return max(h for h in range(1, 9) if width % h == 0)
+
+
+@dataclass(frozen=True)
+class TransformerDims:
+    width: int
+    depth: int
+    heads: int
+    fourier: int
+    multi_query: bool
+    mlp_ratio: int
+
+    @property
+    def head_dim(self) -> int:
+        return self.width // self.heads
+
+    @property
+    def kv_heads(self) -> int:
+        return 1 if self.multi_query else self.heads
+
+    @property
+    def in_features(self) -> int:
+        return N_FEATURES + 8 * self.fourier
+
+    @classmethod
+    def of(cls, size: dict) -> TransformerDims:
+        return cls(int(size["width"]), int(size["depth"]), int(size["heads"]),
+                   int(size["fourier"]), bool(size["multi_query"]), int(size["mlp_ratio"]))
+
+
+class Block(nn.Module):
+    def __init__(self, d: TransformerDims):
+        super().__init__()
+        self.d = d
+        self.q = nn.Linear(d.width, d.width)
+        self.kv = nn.Linear(d.width, 2 * d.kv_heads * d.head_dim)
+        self.o = nn.Linear(d.width, d.width)
+        self.body_bias = nn.Parameter(torch.zeros(d.heads))
+        self.fc1 = nn.Linear(d.width, d.mlp_ratio * d.width)
+        self.fc2 = nn.Linear(d.mlp_ratio * d.width, d.width)
+        for lin in (self.o, self.fc2):  # small residual branches at init
+            nn.init.normal_(lin.weight, std=0.02 / math.sqrt(2 * d.depth))
+            nn.init.zeros_(lin.bias)
+
+    def attention(self, x, key_ok, same_body):
+        d = self.d
+        B, T, _ = x.shape
+        H, hd = d.heads, d.head_dim
+        q = self.q(x)
+        k, v = self.kv(x).chunk(2, -1)
+        mask = attention_mask(key_ok, same_body, self.body_bias, x.dtype)  # (B,1,T*H,T)
+        if d.multi_query:  # fold heads into the query axis: one shared key/value head
+            out = F.scaled_dot_product_attention(q.reshape(B, 1, T * H, hd), k[:, None],
+                                                 v[:, None], attn_mask=mask)
+            return self.o(out.reshape(B, T, d.width))
+        mask = mask.reshape(B, T, H, T).transpose(1, 2)
+        q = q.reshape(B, T, H, hd).transpose(1, 2)
+        k = k.reshape(B, T, H, hd).transpose(1, 2)
+        v = v.reshape(B, T, H, hd).transpose(1, 2)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.o(out.transpose(1, 2).reshape(B, T, d.width))
+
+    def forward(self, x, key_ok, same_body):
+        w = self.d.width
+        x = x + self.attention(F.layer_norm(x, (w,)), key_ok, same_body)
+        return x + self.fc2(F.gelu(self.fc1(F.layer_norm(x, (w,))), approximate="tanh"))
+
+
+class Transformer(nn.Module):
+    """The baseline task model: batch dict (DESIGN section 10) -> positions (B, V, 3)."""
+
+    def __init__(self, size: dict):
+        super().__init__()
+        self.dims = d = TransformerDims.of(size)
+        if d.fourier:
+            gen = torch.Generator().manual_seed(0)
+            self.register_buffer("freqs", FOURIER_SCALE * torch.randn(
+                3, d.fourier, generator=gen))
+        self.inp = nn.Linear(d.in_features, d.width)
+        self.blocks = nn.ModuleList(Block(d) for _ in range(d.depth))
+        self.out = nn.Linear(d.width, 3)
+        nn.init.zeros_(self.out.bias)
+        nn.init.normal_(self.out.weight, std=0.02)
+
+    def features(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        keep = batch["mask"][..., None]
+        x0, x1, c0, c1 = (torch.where(keep, batch[k], 0.0) for k in ("x0", "x1", "c0", "c1"))
+        up = batch["up"][:, None, :].expand(x1.shape)
+        floor = batch["floor_point"][:, None, :].expand(x1.shape)
+
+        def height(p):
+            return ((p - floor) * up).sum(-1, keepdim=True)
+
+        feats = [x0, x1, c0, c1, x1 - x0, c1 - c0, x1 - c1, height(x1), height(x0), height(c1),
+                 height(c0), ((x1 - x0) * up).sum(-1, keepdim=True), up, floor]
+        if self.dims.fourier:
+            for p in (x0, x1, c0, c1):
+                proj = (2 * math.pi) * (p @ self.freqs)
+                feats += [proj.sin(), proj.cos()]
+        return torch.cat(feats, -1), x1
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        feats, x1 = self.features(batch)
+        mask = batch["mask"]
+        body = batch["body"]
+        same_body = body[:, :, None] == body[:, None, :]
+        x = self.inp(feats)
+        for block in self.blocks:
+            x = block(x, mask, same_body)
+        pred = x1 + self.out(F.layer_norm(x, (self.dims.width,)))
+        return torch.where(mask[..., None], pred, 0.0)

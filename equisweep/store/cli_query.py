@@ -1,0 +1,118 @@
+"""`equisweep query`: read metric rows, trials or final rows from the results store."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from equisweep.store.cli_common import add_store_argument, check_sweep, open_for_reading
+
+FORMATS = ("table", "csv", "json", "parquet")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("name", nargs="?", metavar="NAME", help="sweep name (default: all)")
+    add_store_argument(parser)
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--final", action="store_true",
+                      help="one row per trial: trial columns + last metric row + test_loss")
+    what.add_argument("--trials", action="store_true",
+                      help="one row per trial: its latest status row")
+    parser.add_argument("--where", metavar="EXPR",
+                        help="filter, e.g. \"family == 'gatr' and steps >= 800\"")
+    parser.add_argument("--columns", metavar="A,B", help="comma-separated columns to show")
+    parser.add_argument("--limit", type=int, metavar="N", help="show at most N rows")
+    parser.add_argument("--format", choices=FORMATS, default="table",
+                        help="output format (default: table; parquet needs --output)")
+    parser.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
+
+
+def _select(table, columns_arg: str | None):
+    from equisweep.errors import UserError
+
+    if not columns_arg:
+        return table
+    wanted = [c.strip() for c in columns_arg.split(",") if c.strip()]
+    if not wanted:
+        raise UserError(f"--columns {columns_arg!r} names no column")
+    for c in wanted:
+        if c not in table.column_names:
+            raise UserError(f"--columns: unknown column {c!r} "
+                            f"(columns: {', '.join(table.column_names)})")
+    return table.select(wanted)
+
+
+def _render(table, fmt: str) -> bytes:
+    import io
+    import json
+
+    if fmt == "table":
+        from equisweep.store.cli_common import format_table
+
+        return (format_table(table) + "\n").encode()
+    if fmt == "csv":
+        import pyarrow.csv as pacsv
+
+        sink = io.BytesIO()
+        pacsv.write_csv(table, sink)
+        return sink.getvalue()
+    if fmt == "json":
+        rows = table.to_pylist()
+        text = json.dumps(rows, indent=1, default=lambda v: v.isoformat(), allow_nan=True)
+        return (text + "\n").encode()
+    import pyarrow.parquet as pq
+
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def _write_output(data: bytes, path: str) -> None:
+    """Write atomically so a failed query never leaves a half-written file."""
+    import tempfile
+
+    from equisweep.errors import UserError
+
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise UserError(f"--output: folder {directory} does not exist")
+    if os.path.isdir(path):
+        raise UserError(f"--output: {path} is a folder")
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def run(args) -> int:
+    from equisweep.errors import UserError
+
+    if args.format == "parquet" and not args.output:
+        raise UserError("--format parquet needs --output FILE")
+    if args.limit is not None and args.limit < 0:
+        raise UserError(f"--limit must be >= 0, got {args.limit}")
+    store = open_for_reading(args)
+    check_sweep(store, args.name)
+    if args.final:
+        table = store.final(args.name, where=args.where)
+    elif args.trials:
+        table = store.trials(args.name, where=args.where)
+    else:
+        table = store.metrics(args.name, where=args.where)
+    table = _select(table, args.columns)
+    if args.limit is not None:
+        table = table.slice(0, args.limit)
+    data = _render(table, args.format)
+    if args.output:
+        _write_output(data, args.output)
+        print(f"wrote {table.num_rows} rows to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(data.decode("utf-8"))
+        if table.num_rows == 0:
+            print("(no rows)", file=sys.stderr)
+    return 0

@@ -1,0 +1,318 @@
+"""The results store: open it, write a sweep's rows, read deduplicated tables back.
+
+Layout (hive-partitioned, append-only; every file is immutable once renamed into place)::
+
+    <store>/trials/sweep=<name>/part-<seq>-<uuid>.parquet
+    <store>/metrics/sweep=<name>/part-<seq>-<uuid>.parquet
+    <store>/sweeps/sweep=<name>/meta-<seq>-<uuid>.json
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from equisweep.errors import UserError
+from equisweep.store import dedup, location
+from equisweep.store.schema import (
+    METRIC_FIELDS,
+    METRIC_READ_SCHEMA,
+    METRIC_SCHEMA,
+    SEQ,
+    TRIAL_READ_SCHEMA,
+    TRIAL_SCHEMA,
+    validate_sweep_name,
+)
+from equisweep.store.writer import SUMMARY_KEY, StoreWriter, decode_summary
+
+log = logging.getLogger("equisweep.store")
+
+_FORMAT = ds.ParquetFileFormat()
+# Large metric scans keep the repeated key strings dictionary-encoded until the end.
+_DICT = pa.dictionary(pa.int32(), pa.string())
+_DICT_FORMAT = ds.ParquetFileFormat(
+    read_options=ds.ParquetReadOptions(dictionary_columns={"key"}))
+_METRIC_SCAN_SCHEMA = pa.schema(
+    [f.with_type(_DICT) if f.name in ("sweep", "key") else f for f in METRIC_READ_SCHEMA])
+_THREADS = 8  # footer reads are latency-bound on object stores
+
+
+class DamagedFragmentWarning(UserWarning):
+    """A store file could not be read and was skipped."""
+
+
+def _warn_damaged(path: str, err: BaseException) -> None:
+    msg = f"skipping damaged results file {path}: {' '.join(str(err).split())[:200]}"
+    log.warning(msg)
+    warnings.warn(msg, DamagedFragmentWarning, stacklevel=3)
+
+
+def _empty(schema: pa.Schema) -> pa.Table:
+    return schema.empty_table()
+
+
+# The columns final() returns: trial columns, then the last metric row (its attempt renamed).
+CANDIDATE_SCHEMA = pa.schema(list(METRIC_READ_SCHEMA) + [
+    pa.field(dedup.LAST_FLAG, pa.bool_()), pa.field(dedup.TEST_FLAG, pa.bool_())])
+
+FINAL_SCHEMA = pa.schema(
+    list(TRIAL_SCHEMA)
+    + [pa.field("metric_attempt", pa.int64())]
+    + [f.with_nullable(True) for f in METRIC_FIELDS if f.name not in ("key", "attempt")]
+)
+
+
+class Store:
+    """A results store at a local path or pyarrow filesystem URI (see `open_store`)."""
+
+    def __init__(self, filesystem: pafs.FileSystem, root: str, uri: str):
+        self.filesystem, self.root, self.uri = filesystem, root, uri
+
+    def __repr__(self) -> str:
+        return f"Store({self.uri!r})"
+
+    def exists(self) -> bool:
+        return location.file_type(self.filesystem, self.root) == pafs.FileType.Directory
+
+    # -- writing -------------------------------------------------------------------------
+    def writer(self, sweep: str, max_rows: int = 1000, max_delay_s: float = 5.0) -> StoreWriter:
+        """A buffered writer for one sweep (flushes by rows, by age, and on flush/close)."""
+        return StoreWriter(self, sweep, max_rows=max_rows, max_delay_s=max_delay_s)
+
+    def write_sweep_meta(self, sweep: str, meta: dict) -> str:
+        """Store the sweep's metadata (spec, budget, ...) as JSON; the newest write wins."""
+        sweep = validate_sweep_name(sweep)
+        text = json.dumps(meta, sort_keys=True, indent=1, allow_nan=False).encode()
+
+        def write(fs, path):
+            with fs.open_output_stream(path) as f:
+                f.write(text)
+
+        name = location.fresh_name("meta", location.next_seq(), ".json")
+        return location.atomic_write(
+            self.filesystem, f"{self.root}/sweeps/sweep={sweep}", name, write
+        )
+
+    def read_sweep_meta(self, sweep: str) -> dict | None:
+        """The newest readable metadata of a sweep, or None if it has none."""
+        files = location.list_files(self.filesystem, self.root, "sweeps", sweep, ".json")
+        for frag in reversed(files):
+            try:
+                with self.filesystem.open_input_stream(frag.path) as f:
+                    meta = json.loads(f.read().decode())
+                if not isinstance(meta, dict):
+                    raise ValueError("not a JSON object")
+                return meta
+            except FileNotFoundError:
+                continue
+            except (ValueError, UnicodeDecodeError, OSError) as err:
+                _warn_damaged(frag.path, err)
+        return None
+
+    # -- reading -------------------------------------------------------------------------
+    def sweeps(self) -> list[str]:
+        """Names of every sweep with rows or metadata in the store, sorted."""
+        names: set[str] = set()
+        for kind in location.KINDS:
+            names |= location.list_sweep_dirs(self.filesystem, self.root, kind)
+        return sorted(names)
+
+    def _fragments(self, kind: str, sweep: str | None):
+        if sweep is not None:
+            validate_sweep_name(sweep)
+        return location.list_files(self.filesystem, self.root, kind, sweep, ".parquet")
+
+    def _dataset(self, frags, schema):
+        dictionary = schema.field("key").type == _DICT
+        sweep_type = schema.field("sweep").type
+        return ds.FileSystemDataset.from_paths(
+            [f.path for f in frags],
+            schema=schema,
+            format=_DICT_FORMAT if dictionary else _FORMAT,
+            filesystem=self.filesystem,
+            partitions=[pc.field("sweep") == pa.scalar(f.sweep).cast(sweep_type)
+                        for f in frags],
+        )
+
+    def _read(self, kind: str, sweep, schema, columns=None, filter=None) -> pa.Table:
+        """All readable fragments as one table; damaged ones are skipped with a warning."""
+        frags = self._fragments(kind, sweep)
+        if not frags:
+            return _empty(schema if columns is None else pa.schema([schema.field(c)
+                                                                    for c in columns]))
+        try:
+            return self._dataset(frags, schema).to_table(columns=columns, filter=filter)
+        except (OSError, pa.ArrowException):
+            pass  # some fragment is damaged or vanished: find which, keep the rest
+        parts = []
+        for frag in frags:
+            try:
+                parts.append(self._dataset([frag], schema).to_table(columns=columns,
+                                                                     filter=filter))
+            except FileNotFoundError:
+                log.info("results file vanished while reading: %s", frag.path)
+            except (OSError, pa.ArrowException) as err:
+                _warn_damaged(frag.path, err)
+        if not parts:
+            return _empty(schema if columns is None else pa.schema([schema.field(c)
+                                                                    for c in columns]))
+        return pa.concat_tables(parts)
+
+    def trials(self, sweep: str | None = None, where=None) -> pa.Table:
+        """One row per (sweep, key): the last-written trial row, sorted by sweep and key."""
+        t = self._read("trials", sweep, TRIAL_READ_SCHEMA)
+        t = t.take(dedup.last_per_group(t, ["sweep", "key"], [SEQ]))
+        t = t.sort_by([("sweep", "ascending"), ("key", "ascending")])
+        return _filtered(t.drop_columns([SEQ]).cast(TRIAL_SCHEMA), where)
+
+    def done_keys(self, sweep: str) -> set[str]:
+        """Keys whose latest trial row says "finished" (what a resumed sweep skips)."""
+        t = self.trials(validate_sweep_name(sweep))
+        done = t.filter(pc.field("status") == "finished")
+        return set(done.column("key").to_pylist())
+
+    def metrics(self, sweep: str | None = None, where=None) -> pa.Table:
+        """Deduplicated metric rows, sorted by (sweep, key, step).
+
+        `where` is a filter string (see `equisweep.store.where`) or a pyarrow compute
+        expression; it applies to the deduplicated rows.
+        """
+        expr, pushdown = None, None
+        if where is not None:
+            expr, pushdown = _compile_where(where, METRIC_SCHEMA)
+        t = self._read("metrics", sweep, _METRIC_SCAN_SCHEMA, filter=pushdown)
+        t = dedup.dedup_metrics(t)
+        t = t.drop_columns([SEQ])
+        if expr is not None and pushdown is None:
+            t = _apply_filter(t, expr, where)
+        return t.cast(METRIC_SCHEMA)
+
+    def flops_spent(self, sweep: str | None = None) -> dict[str, float]:
+        """Per sweep: sum over its trials of the largest cumulative `flops` any row reached."""
+        raw = self._read("metrics", sweep, METRIC_READ_SCHEMA, columns=["sweep", "key", "flops"])
+        if raw.num_rows == 0:
+            return {}
+        per_trial = raw.group_by(["sweep", "key"]).aggregate([("flops", "max")])
+        per_sweep = per_trial.group_by("sweep").aggregate([("flops_max", "sum")])
+        totals = pc.fill_null(per_sweep.column("flops_max_sum"), 0.0).to_pylist()
+        return dict(zip(per_sweep.column("sweep").to_pylist(), totals))
+
+    def _candidates(self, sweep: str | None) -> pa.Table:
+        """Per-fragment final-row candidates, from footers where present."""
+        frags = self._fragments("metrics", sweep)
+
+        def one(frag):
+            try:
+                meta = pq.read_metadata(frag.path, filesystem=self.filesystem).metadata or {}
+            except FileNotFoundError:
+                log.info("results file vanished while reading: %s", frag.path)
+                return None
+            except (OSError, pa.ArrowException) as err:
+                _warn_damaged(frag.path, err)
+                return None
+            blob = meta.get(SUMMARY_KEY)
+            if blob is not None:
+                try:
+                    cand = decode_summary(blob)
+                    return cand.select(CANDIDATE_SCHEMA.names[1:])
+                except (pa.ArrowException, ValueError, KeyError) as err:
+                    log.info("recomputing unreadable summary of %s: %s", frag.path, err)
+            return frag  # written without a summary: read it in full below
+
+        with ThreadPoolExecutor(max_workers=min(_THREADS, max(1, len(frags)))) as pool:
+            results = list(pool.map(one, frags))
+        parts, missing = [], []
+        for frag, res in zip(frags, results):
+            if isinstance(res, pa.Table):
+                sweep_col = pa.array([frag.sweep] * res.num_rows, pa.string())
+                parts.append(res.add_column(0, "sweep", sweep_col))
+            elif res is not None:
+                missing.append(res)
+        for frag in missing:
+            try:
+                full = self._dataset([frag], METRIC_READ_SCHEMA).to_table()
+            except FileNotFoundError:
+                continue
+            except (OSError, pa.ArrowException) as err:
+                _warn_damaged(frag.path, err)
+                continue
+            parts.append(dedup.fragment_candidates(full))
+        if not parts:
+            return _empty(CANDIDATE_SCHEMA)
+        return pa.concat_tables([p.select(CANDIDATE_SCHEMA.names).cast(CANDIDATE_SCHEMA)
+                                 for p in parts])
+
+    def final(self, sweep: str | None = None, where=None) -> pa.Table:
+        """One row per trial: its trial columns, its last (max step) metric row, test_loss."""
+        trials = self.trials(sweep)
+        rows = dedup.final_metric_rows(self._candidates(sweep))
+        rows = rows.drop_columns([SEQ])
+        rows = rows.rename_columns(
+            ["metric_attempt" if c == "attempt" else c for c in rows.column_names]
+        )
+        if rows.num_rows == 0 or trials.num_rows == 0:
+            joined = trials
+            for f in FINAL_SCHEMA:
+                if f.name not in joined.column_names:
+                    joined = joined.append_column(f, pa.nulls(joined.num_rows, f.type))
+        else:
+            joined = trials.join(rows, keys=["sweep", "key"], join_type="left outer")
+        joined = joined.select(FINAL_SCHEMA.names).cast(FINAL_SCHEMA)
+        joined = joined.sort_by([("sweep", "ascending"), ("key", "ascending")])
+        return _filtered(joined, where)
+
+    def check(self):
+        """Read every file in full; see `equisweep.store.check.check_store`."""
+        from equisweep.store.check import check_store
+
+        return check_store(self)
+
+
+def _compile_where(where, schema: pa.Schema):
+    """(expression, pushdown) — pushdown is set when it only names dedup-group columns."""
+    if isinstance(where, pc.Expression):
+        return where, None
+    from equisweep.store.where import compile_where
+
+    expr, names = compile_where(where, schema.names)
+    _apply_filter(_empty(schema), expr, where)  # type errors surface before any scan
+    pushdown = expr if names <= {"sweep", "key", "step"} else None
+    return expr, pushdown
+
+
+def _filtered(table: pa.Table, where) -> pa.Table:
+    if where is None:
+        return table
+    expr, _ = _compile_where(where, table.schema)
+    return _apply_filter(table, expr, where)
+
+
+def _apply_filter(table: pa.Table, expr, text) -> pa.Table:
+    try:
+        return table.filter(expr)
+    except (pa.ArrowException, TypeError) as err:
+        raise UserError(f"cannot apply --where {text!r}: {' '.join(str(err).split())}") from err
+
+
+def open_store(uri, *, filesystem: pafs.FileSystem | None = None, must_exist: bool = False):
+    """Open the results store at a local path or pyarrow filesystem URI.
+
+    The folder is created by the first write. `must_exist=True` (what read-only commands
+    use) raises UserError "no results store at PATH" when nothing is there.
+    """
+    fs, root = location.resolve(uri, filesystem)
+    kind = location.file_type(fs, root)
+    shown = uri if isinstance(uri, str) else str(uri)
+    if kind == pafs.FileType.File:
+        raise UserError(f"results store {shown} is a file, not a folder")
+    if must_exist and kind != pafs.FileType.Directory:
+        raise UserError(f"no results store at {shown}")
+    return Store(fs, root, shown)

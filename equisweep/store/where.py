@@ -1,0 +1,128 @@
+"""A safe `--where` filter: Python-like comparisons on columns → pyarrow compute expression.
+
+Grammar (parsed with `ast`, never evaluated): comparisons (==, !=, <, <=, >, >=, chained),
+`in` / `not in` with a list or tuple of literals, `and`, `or`, `not`, parentheses, column
+names and literals (strings, numbers, True/False/None). `col == None` tests for null.
+Example: ``family == 'gatr' and steps >= 800 and seed in (0, 1)``.
+"""
+
+from __future__ import annotations
+
+import ast
+
+import pyarrow.compute as pc
+
+from equisweep.errors import UserError
+
+_CMP = {
+    ast.Eq: lambda a, b: a == b,
+    ast.NotEq: lambda a, b: a != b,
+    ast.Lt: lambda a, b: a < b,
+    ast.LtE: lambda a, b: a <= b,
+    ast.Gt: lambda a, b: a > b,
+    ast.GtE: lambda a, b: a >= b,
+}
+_LITERAL_TYPES = (str, int, float, bool, type(None))
+
+
+class _Bad(Exception):
+    pass
+
+
+def compile_where(text: str, columns) -> tuple[pc.Expression, set[str]]:
+    """Parse `text`; return the expression and the column names it uses.
+
+    UserError (naming the expression) for anything outside the grammar or an unknown column.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise UserError(f"--where expression is empty: {text!r}")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as err:
+        raise UserError(f"--where {text!r} is not a valid expression ({err.msg})") from None
+    known = list(columns)
+    used: set[str] = set()
+    try:
+        expr = _node(tree.body, set(known), used)
+    except _Bad as err:
+        raise UserError(f"--where {text!r}: {err}") from None
+    if not isinstance(expr, pc.Expression) or not used:
+        raise UserError(f"--where {text!r} must compare a column with a value")
+    return expr, used
+
+
+def _literal(node):
+    if isinstance(node, ast.Constant) and isinstance(node.value, _LITERAL_TYPES):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        value = _literal(node.operand)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return -value
+    raise _Bad(f"only column names and literal values are allowed, not {ast.unparse(node)!r}")
+
+
+def _operand(node, known, used):
+    if isinstance(node, ast.Name):
+        if node.id not in known:
+            raise _Bad(f"unknown column {node.id!r} (columns: {', '.join(sorted(known))})")
+        used.add(node.id)
+        return pc.field(node.id)
+    return _literal(node)
+
+
+def _compare(op, left, right, node):
+    if isinstance(op, (ast.In, ast.NotIn)):
+        if not isinstance(left, pc.Expression):
+            raise _Bad(f"left of 'in' must be a column in {ast.unparse(node)!r}")
+        if not isinstance(right, list):
+            raise _Bad(f"right of 'in' must be a list of values in {ast.unparse(node)!r}")
+        values = [v for v in right if v is not None]
+        out = left.isin(values)
+        if len(values) != len(right):
+            out = out | left.is_null()
+        return ~out if isinstance(op, ast.NotIn) else out
+    if isinstance(right, list) or isinstance(left, list):
+        raise _Bad(f"a list can only follow 'in' in {ast.unparse(node)!r}")
+    if not isinstance(left, pc.Expression) and not isinstance(right, pc.Expression):
+        raise _Bad(f"{ast.unparse(node)!r} compares two values, no column")
+    if left is None or right is None:
+        col = left if right is None else right
+        if isinstance(op, ast.Eq):
+            return col.is_null()
+        if isinstance(op, ast.NotEq):
+            return col.is_valid()
+        raise _Bad(f"None can only be compared with == or != in {ast.unparse(node)!r}")
+    fn = _CMP.get(type(op))
+    if fn is None:
+        raise _Bad(f"operator not allowed in {ast.unparse(node)!r}")
+    left = left if isinstance(left, pc.Expression) else pc.scalar(left)
+    right = right if isinstance(right, pc.Expression) else pc.scalar(right)
+    return fn(left, right)
+
+
+def _node(node, known, used):
+    if isinstance(node, ast.BoolOp):
+        parts = [_node(v, known, used) for v in node.values]
+        out = parts[0]
+        for p in parts[1:]:
+            out = (out & p) if isinstance(node.op, ast.And) else (out | p)
+        return out
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        return ~_node(node.operand, known, used)
+    if isinstance(node, ast.Compare):
+        out = None
+        left = _operand(node.left, known, used)
+        for op, comp in zip(node.ops, node.comparators):
+            if isinstance(comp, (ast.List, ast.Tuple, ast.Set)):
+                right = [_literal(e) for e in comp.elts]
+            else:
+                right = _operand(comp, known, used)
+            part = _compare(op, left, right, node)
+            out = part if out is None else out & part
+            left = right
+        return out
+    if isinstance(node, ast.Name):
+        # A bare boolean column, e.g. `augment and family == 'gatr'`.
+        return _operand(node, known, used)
+    raise _Bad(f"{ast.unparse(node)!r} is not a comparison (allowed: == != < <= > >= in, "
+               "and, or, not)")

@@ -1,0 +1,161 @@
+"""`equisweep data generate|info`: build or describe a cached rigid-body dataset."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="data_command", metavar="ACTION")
+    sub.required = True
+    gen = sub.add_parser(
+        "generate", help="simulate trajectories into a cached dataset (resumes, repairs)",
+        description="Simulate scenes with MuJoCo into DIR/<config hash>/ (shards + "
+                    "manifest.json). Rerunning finishes an interrupted generation and "
+                    "repairs damaged shards; a finished dataset is left as it is.")
+    gen.add_argument("--trajectories", type=int, default=512, metavar="N",
+                     help="train pool size (default 512)")
+    gen.add_argument("--val-trajectories", type=int, default=64, metavar="N")
+    gen.add_argument("--test-trajectories", type=int, default=64, metavar="N")
+    gen.add_argument("--out", metavar="DIR", default=None,
+                     help="cache folder (default $EQUISWEEP_DATA or ~/.cache/equisweep/data)")
+    gen.add_argument("--bodies", type=int, nargs=2, default=[3, 10], metavar=("MIN", "MAX"),
+                     help="bodies per scene (default 3 10)")
+    gen.add_argument("--vertices", type=int, default=12, metavar="K",
+                     help="vertices of a random hull (and of a prism); default 12")
+    gen.add_argument("--shapes", nargs="+", default=None, metavar="KIND",
+                     help="shape kinds (default: hull box tetrahedron icosahedron prism)")
+    gen.add_argument("--frames", type=int, default=96, metavar="F")
+    gen.add_argument("--seed", type=int, default=0, metavar="S")
+    gen.add_argument("--shard-size", type=int, default=64, metavar="N",
+                     help="trajectories per shard (default 64)")
+    gen.add_argument("--workers", type=int, default=None, metavar="W",
+                     help="local worker processes (default: all CPUs)")
+    gen.add_argument("--address", default=None, metavar="A",
+                     help="Ray cluster address: generate shards as Ray tasks there "
+                          "(default: $RAY_ADDRESS if set, else local processes)")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    info = sub.add_parser("info", help="describe a dataset folder (or a cache of them)",
+                          description="Config, shards, trajectories, body and vertex counts "
+                                      "and size on disk of DIR (a dataset folder or a cache "
+                                      "folder holding datasets).")
+    info.add_argument("dir", metavar="DIR")
+    info.add_argument("--verify", action="store_true",
+                      help="also re-hash every shard against the manifest")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.data_command == "generate":
+        return _generate(args)
+    return _info(args)
+
+
+def _generate(args) -> int:
+    from equisweep.errors import UserError
+    from equisweep.task.config import SHAPE_KINDS, TaskConfig
+    from equisweep.task.generate import ensure_dataset, load_manifest
+
+    fields = dict(trajectories=args.trajectories, val_trajectories=args.val_trajectories,
+                  test_trajectories=args.test_trajectories, bodies=tuple(args.bodies),
+                  vertices=args.vertices, shapes=tuple(args.shapes or SHAPE_KINDS),
+                  frames=args.frames, seed=args.seed, shard_size=args.shard_size)
+    try:
+        cfg = TaskConfig.from_dict(fields)
+    except UserError as exc:
+        raise UserError(_flag_names(str(exc))) from None
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers: expected a positive integer, got {args.workers}")
+    address = args.address or os.environ.get("RAY_ADDRESS")
+    executor = _ray_executor(address) if address else None
+    path = ensure_dataset(cfg, cache_dir=args.out, workers=args.workers,
+                          progress=not args.quiet, executor=executor, verify=True)
+    print(_describe(path, load_manifest(path)))
+    return 0
+
+
+def _ray_executor(address: str):
+    from equisweep.errors import UserError
+
+    try:
+        from equisweep.sweep.ray_map import ray_executor
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("equisweep"):
+            raise UserError("--address: this equisweep has no Ray executor "
+                            "(equisweep.sweep.ray_map is missing)") from None
+        raise
+    try:
+        return ray_executor(address)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Ray raises assorted types for a bad address
+        raise UserError(f"--address: cannot join the Ray cluster at {address!r}: "
+                        f"{type(exc).__name__}: {exc}") from None
+
+
+def _info(args) -> int:
+    from pathlib import Path
+
+    from equisweep.errors import UserError
+    from equisweep.task.generate import MANIFEST, load_manifest, read_shard_bytes
+
+    root = Path(args.dir).expanduser()
+    if not root.exists():
+        raise UserError(f"{root}: no such folder")
+    if not root.is_dir():
+        raise UserError(f"{root}: not a folder")
+    if (root / MANIFEST).exists() or any(root.glob("*.npz")):
+        folders = [root]
+    else:
+        folders = sorted(p.parent for p in root.glob(f"*/{MANIFEST}"))
+        if not folders:
+            raise UserError(f"{root}: not an equisweep dataset (no {MANIFEST}) "
+                            f"and holds none")
+    for i, folder in enumerate(folders):
+        manifest = load_manifest(folder)
+        if args.verify:
+            for split in manifest["splits"].values():
+                for entry in split["shards"]:
+                    read_shard_bytes(folder, entry)
+        print(("\n" if i else "") + _describe(folder, manifest, verified=args.verify))
+    return 0
+
+
+def _describe(path, manifest: dict, verified: bool = True) -> str:
+    import json
+
+    cfg = manifest["config"]
+    lines = [f"dataset   {path}", f"key       {manifest['key']}",
+             f"config    {json.dumps(cfg, sort_keys=True)}",
+             f"frames    {manifest['frames']} every {manifest['frame_dt']:g} s",
+             f"generator mujoco {manifest['generator']['mujoco']}, "
+             f"numpy {manifest['generator']['numpy']}"]
+    disk = 0
+    for name, split in manifest["splits"].items():
+        shards = split["shards"]
+        n = split["trajectories"]
+        disk += sum(e["bytes"] for e in shards)
+        if not shards:
+            lines.append(f"{name:<9} 0 trajectories")
+            continue
+        bodies = sum(e["bodies"] for e in shards)
+        tokens = sum(e["tokens"] for e in shards)
+        lines.append(
+            f"{name:<9} {n} trajectories in {len(shards)} shards; bodies/scene "
+            f"{min(e['bodies_min'] for e in shards)}-{max(e['bodies_max'] for e in shards)} "
+            f"(mean {bodies / n:.2f}); vertices/scene "
+            f"{min(e['tokens_min'] for e in shards)}-{max(e['tokens_max'] for e in shards)} "
+            f"(mean {tokens / n:.1f})")
+    lines.append(f"size      {disk / 2**20:.2f} MiB on disk"
+                 + ("; checksums verified" if verified else ""))
+    return "\n".join(lines)
+
+
+def _flag_names(message: str) -> str:
+    """`task.val_trajectories` -> `--val-trajectories` for the fields this command sets."""
+    flags = {"trajectories", "val_trajectories", "test_trajectories", "bodies", "vertices",
+             "shapes", "frames", "seed", "shard_size"}
+    return re.sub(r"task\.(\w+)",
+                  lambda m: "--" + m.group(1).replace("_", "-") if m.group(1) in flags
+                  else m.group(0), message)

@@ -1,0 +1,165 @@
+"""`equisweep query`, `status` and `store check` through the real entry point."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from equisweep.store.where import compile_where
+
+
+def test_query_table_default_and_columns(filled, run_cli, tmp_path):
+    store = tmp_path / "results"
+    rc, out, err = run_cli("query", "alpha", "--store", store, "--columns", "key,step,flops")
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["key", "step", "flops"] and len(lines) == 11
+    assert lines[1].split() == ["a", "1", "1e+06"]
+    # numbers are right-aligned under their header
+    assert lines[0].index("step") + 4 == lines[1].index("1") + 1
+
+
+def test_query_final_and_trials_formats(filled, run_cli, tmp_path):
+    store = tmp_path / "results"
+    rc, out, _ = run_cli("query", "--store", store, "--final", "--format", "csv")
+    assert rc == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [(r["sweep"], r["key"], r["step"]) for r in rows] == [
+        ("alpha", "a", "5"), ("alpha", "b", "2"), ("alpha", "c", "3"), ("beta", "a", "1")]
+    assert rows[0]["test_loss"] == "0.05" and rows[1]["test_loss"] == ""
+    rc, out, _ = run_cli("query", "alpha", "--store", store, "--trials", "--format", "json")
+    data = json.loads(out)
+    assert [r["status"] for r in data] == ["finished", "failed", "running"]
+    assert json.loads(data[0]["size"]) == {"depth": 2, "width": 8}
+    out_file = tmp_path / "final.parquet"
+    rc, _, err = run_cli("query", "--store", store, "--final", "--format", "parquet",
+                         "--output", out_file)
+    assert rc == 0 and "wrote 4 rows" in err
+    assert pq.read_table(out_file).num_rows == 4
+    rc, _, _ = run_cli("query", "--store", store, "--output", tmp_path / "m.csv",
+                       "--format", "csv")
+    assert len((tmp_path / "m.csv").read_text().splitlines()) == 12
+
+
+def test_query_where(filled, run_cli, tmp_path):
+    store = tmp_path / "results"
+    rc, out, _ = run_cli("query", "--store", store, "--final", "--format", "json",
+                         "--where", "family == 'gatr' and steps >= 10 and status in "
+                         "('finished', 'failed')")
+    assert rc == 0 and [r["key"] for r in json.loads(out)] == ["a", "b"]
+    rc, out, _ = run_cli("query", "--store", store, "--format", "json",
+                         "--where", "not (step < 5) or test_loss != None")
+    assert [(r["key"], r["step"]) for r in json.loads(out)] == [("a", 5)]
+
+
+@pytest.mark.parametrize("expr, msg", [
+    ("nope == 1", "unknown column 'nope'"),
+    ("__import__('os').system('x')", "not a comparison"),
+    ("step == len('x')", "only column names and literal values"),
+    ("step >", "not a valid expression"),
+    ("step", "cannot apply"),
+    ("1 == 1", "compares two values"),
+    ("step == 'x'", "cannot apply"),
+    ("step in 3", "list of values"),
+    ("", "empty"),
+])
+def test_query_bad_where_names_the_expression(filled, run_cli, tmp_path, expr, msg):
+    rc, out, err = run_cli("query", "--store", tmp_path / "results", "--where", expr)
+    assert rc == 2 and out == ""
+    assert msg in err and err.startswith("equisweep query: error:") and err.count("\n") == 1
+
+
+def test_query_bad_input(filled, run_cli, tmp_path, monkeypatch):
+    store = tmp_path / "results"
+    rc, _, err = run_cli("query", "--store", store, "--format", "parquet")
+    assert rc == 2 and "--format parquet needs --output" in err
+    rc, _, err = run_cli("query", "--store", store, "--columns", "key,bogus")
+    assert rc == 2 and "unknown column 'bogus'" in err
+    rc, _, err = run_cli("query", "gamma", "--store", store)
+    assert rc == 2 and "no sweep 'gamma'" in err and "alpha, beta" in err
+    rc, _, err = run_cli("query", "../etc", "--store", store)
+    assert rc == 2 and "invalid sweep name '../etc'" in err
+    rc, _, err = run_cli("query", "--store", tmp_path / "missing")
+    assert rc == 2 and f"no results store at {tmp_path / 'missing'}" in err
+    rc, _, err = run_cli("query", "--store", store, "--output", tmp_path / "no" / "x.csv")
+    assert rc == 2 and "does not exist" in err
+    rc, _, err = run_cli("query", "--store", store, "--format", "xml")
+    assert rc == 2 and "invalid choice" in err
+
+
+def test_store_defaults_to_env_then_results(filled, run_cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("EQUISWEEP_STORE", str(tmp_path / "results"))
+    rc, out, _ = run_cli("query", "--trials", "--columns", "key")
+    assert rc == 0 and len(out.splitlines()) == 5
+    monkeypatch.delenv("EQUISWEEP_STORE")
+    monkeypatch.chdir(tmp_path)
+    rc, out, _ = run_cli("status")
+    assert rc == 0 and "alpha" in out
+    monkeypatch.chdir(tmp_path / "results")
+    rc, _, err = run_cli("status")
+    assert rc == 2 and "no results store at ./results" in err
+
+
+def test_status(filled, run_cli, tmp_path):
+    rc, out, err = run_cli("status", "--store", tmp_path / "results")
+    assert rc == 0, err
+    header, alpha, beta = out.splitlines()
+    assert header.split() == ["SWEEP", "TRIALS", "FINISHED", "RUNNING", "FAILED", "DIVERGED",
+                              "SKIPPED", "FLOPS", "BUDGET", "USED"]
+    # alpha: a reached 5e6 FLOPs, b 2e6, c 3e6 → 1e7 of a 1e8 budget
+    assert alpha.split() == ["alpha", "3", "1", "1", "1", "0", "0", "1e+07", "1e+08", "10.0%"]
+    assert beta.split() == ["beta", "1", "0", "0", "0", "1", "0", "7e+06", "no", "budget"]
+    rc, out, _ = run_cli("status", "beta", "--store", tmp_path / "results")
+    assert rc == 0 and len(out.splitlines()) == 2
+    rc, _, err = run_cli("status", "nope", "--store", tmp_path / "results")
+    assert rc == 2 and "no sweep 'nope'" in err
+
+
+def test_status_of_empty_store(run_cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    rc, out, _ = run_cli("status", "--store", tmp_path / "empty")
+    assert rc == 0 and "no sweeps yet" in out
+
+
+def test_store_check_exit_codes(filled, run_cli, tmp_path):
+    store = tmp_path / "results"
+    rc, out, _ = run_cli("store", "check", "--store", store)
+    assert rc == 0 and "5 good files, 0 damaged" in out
+    victim = sorted((store / "metrics").rglob("part-*.parquet"))[0]
+    victim.write_bytes(victim.read_bytes()[:100])
+    rc, out, _ = run_cli("store", "check", "--store", store)
+    assert rc == 1 and f"DAMAGED {victim.as_posix()}" in out
+    rc, _, err = run_cli("store", "check", "--store", tmp_path / "missing")
+    assert rc == 2 and "no results store" in err
+    f = tmp_path / "file"
+    f.write_text("x")
+    rc, _, err = run_cli("store", "check", "--store", f)
+    assert rc == 2 and f"results store {f} is a file" in err
+    rc, _, err = run_cli("store")
+    assert rc == 2
+
+
+def test_where_compiles_to_expressions():
+    expr, used = compile_where("a == 1 < b and not c in [1, None]", ["a", "b", "c"])
+    assert used == {"a", "b", "c"}
+    import pyarrow as pa
+
+    t = pa.table({"a": [1, 1, 2], "b": [2, 0, 5], "c": [3, None, 3]})
+    assert t.filter(expr).num_rows == 1
+    assert t.filter(compile_where("a != None and -1 < a", ["a"])[0]).num_rows == 3
+
+
+def test_cli_modules_import_no_pyarrow():
+    import subprocess
+    import sys
+
+    code = ("import sys, equisweep.store.cli_query, equisweep.store.cli_status, "
+            "equisweep.store.cli_store; print(sorted(m for m in ('pyarrow', 'numpy', 'pandas') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"

@@ -1,0 +1,83 @@
+"""The trainer without Ray: rows, exact resume from a checkpoint, divergence, threads."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from equisweep import train
+from equisweep.spec import parse_spec
+from tests.sweep.conftest import tiny_sweep_dict
+
+
+@pytest.fixture(scope="module")
+def trial_configs():
+    spec = parse_spec(tiny_sweep_dict(training={
+        "batch_size": 4, "eval_every": 5, "checkpoint_every": 10, "eval_batches": 1}))
+    return {c.family: spec.cell_trial(c, {"lr": 3e-3}).to_dict() for c in spec.cells()}
+
+
+@pytest.mark.parametrize("family", ["gatr", "transformer"])
+def test_resume_from_checkpoint_reproduces_the_uninterrupted_run(trial_configs, family,
+                                                                   tmp_path):
+    config = trial_configs[family]
+    full = [e for e in train.iter_trial(config, checkpoint_dir=tmp_path / "a")]
+    assert [e.row["step"] for e in full] == [5, 10, 15, 20]
+    assert full[-1].final and full[-1].row["status"] == "finished"
+    assert full[-1].row["test_loss"] > 0
+    assert full[1].checkpoint_dir is not None  # step 10
+
+    resumed = list(train.iter_trial(config, checkpoint_dir=tmp_path / "b",
+                                    restore_from=full[1].checkpoint_dir))
+    assert [e.row["step"] for e in resumed] == [15, 20]
+    for a, b in zip(full[2:], resumed):
+        for col in ("train_loss", "val_loss", "test_loss", "flops", "samples", "epochs", "lr"):
+            assert a.row[col] == b.row[col], col
+
+
+def test_rows_carry_cumulative_samples_epochs_flops(trial_configs):
+    rows = train.run_trial(trial_configs["transformer"])
+    assert [r["samples"] for r in rows] == [20, 40, 60, 80]
+    assert rows[-1]["epochs"] == pytest.approx(80 / 8)
+    flops = [r["flops"] for r in rows]
+    assert all(b > a > 0 for a, b in zip(flops, flops[1:]))
+    assert all(r["samples_per_s"] > 0 and r["flops_per_s"] > 0 for r in rows)
+    # The baseline is not equivariant: the violation is measured and visibly non-zero.
+    assert all(r["equivariance_error"] > 1e-3 for r in rows)
+
+
+def test_non_finite_loss_ends_the_trial_as_diverged(trial_configs, monkeypatch):
+    real = train.masked_mse
+    calls = {"n": 0}
+
+    def flaky(pred, batch):
+        loss = real(pred, batch)
+        if not torch.is_grad_enabled():  # evaluation passes
+            return loss
+        calls["n"] += 1
+        return loss * math.nan if calls["n"] == 7 else loss
+
+    monkeypatch.setattr(train, "masked_mse", flaky)
+    rows = train.run_trial(trial_configs["gatr"])
+    assert rows[-1]["status"] == "diverged"
+    assert "non-finite" in rows[-1]["error"]
+    assert [r["step"] for r in rows] == [5, 7]
+
+
+def test_honours_the_cpu_threads_granted(monkeypatch):
+    before = torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    try:
+        assert train.honour_cpu_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_lr_schedule_warms_up_then_decays():
+    f = [train.lr_factor(s, 100, 0.1, "cosine") for s in range(100)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert all(b <= a for a, b in zip(f[9:], f[10:]))
+    assert f[-1] < 0.01
+    assert train.lr_factor(50, 100, 0.0, "constant") == 1.0
