@@ -109,7 +109,23 @@ def dedup_metrics(table: pa.Table, sort: bool = True) -> pa.Table:
     idx = order[keep[order]] if sort else np.flatnonzero(keep)
     if idx.size == n and np.array_equal(idx, np.arange(n)):
         return table
-    return table.combine_chunks().take(idx)
+    return take_runs(table, idx)
+
+
+def take_runs(table: pa.Table, idx: np.ndarray) -> pa.Table:
+    """`table.take(idx)`, but as zero-copy slices when idx is made of long contiguous runs.
+
+    Fragments are key-major, so sorted metric rows are runs of one trial's steps; a row
+    gather would copy every column of millions of rows at random.
+    """
+    if idx.size == 0:
+        return table.slice(0, 0)
+    starts = np.flatnonzero(np.diff(idx) != 1) + 1
+    if starts.size + 1 > max(1, idx.size // 64):
+        return table.take(idx)
+    bounds = np.concatenate([[0], starts, [idx.size]])
+    pieces = [table.slice(int(idx[a]), int(b - a)) for a, b in zip(bounds[:-1], bounds[1:])]
+    return pa.concat_tables(pieces)
 
 
 def fragment_candidates(table: pa.Table) -> pa.Table:

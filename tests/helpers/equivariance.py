@@ -1,10 +1,8 @@
-"""Fixtures for the model tests: random rigid-body batches (DESIGN section 10) and a local
-E(3) action on them (independent of equisweep.task so the two are checked against each
-other rather than against themselves)."""
+"""Equivariance test helpers: random rigid-body batches (DESIGN section 10) and a local E(3)
+action on them, independent of equisweep.task so the two are checked against each other."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 POINTS = ("x0", "x1", "c0", "c1", "y")
@@ -59,13 +57,3 @@ def move_points(points: torch.Tensor, R: torch.Tensor, t: torch.Tensor) -> torch
 def masked_rel_error(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> float:
     m = mask[..., None]
     return float(((a - b) * m).norm() / (b * m).norm())
-
-
-@pytest.fixture
-def batch_factory():
-    return make_batch
-
-
-@pytest.fixture
-def e3_factory():
-    return random_e3
