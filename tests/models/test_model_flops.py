@@ -48,6 +48,7 @@ def test_flops_grow_with_tokens_batch_and_size():
     for family, sizes in SIZES.items():
         small, big = sizes[0], sizes[-1]
         f = count_flops(family, small, tokens=16, batch_size=2)
-        assert count_flops(family, small, tokens=16, batch_size=4) == 2 * f
+        doubled = count_flops(family, small, tokens=16, batch_size=4)
+        assert 1.8 * f < doubled <= 2 * f  # weight expansion does not grow with the batch
         assert count_flops(family, small, tokens=32, batch_size=2) > 2 * f  # attention: T^2
         assert count_flops(family, big, tokens=16, batch_size=2) > f
