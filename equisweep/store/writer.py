@@ -12,7 +12,9 @@ import logging
 import threading
 import time
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from equisweep.store import dedup, location
@@ -43,7 +45,7 @@ def decode_summary(blob: bytes) -> pa.Table:
 
 
 def write_fragment(fs, directory: str, table: pa.Table, metadata: dict | None = None) -> str:
-    seq = int(table.column(SEQ)[0].as_py()) if table.num_rows else location.next_seq()
+    seq = pc.min(table.column(SEQ)).as_py() if table.num_rows else location.next_seq()
 
     def write(fs, path):
         with fs.open_output_stream(path) as sink:
@@ -128,7 +130,7 @@ class StoreWriter:
         if table.num_rows == 0:
             return
         if "sweep" in table.column_names:
-            bad = table.filter(table.column("sweep") != self.sweep)
+            bad = table.filter(pc.not_equal(table.column("sweep"), self.sweep))
             if bad.num_rows:
                 raise ValueError(f"rows of another sweep given to the writer of {self.sweep!r}")
             table = table.drop_columns(["sweep"])
@@ -137,8 +139,8 @@ class StoreWriter:
         with self._lock:
             self._check_open()
             first = location.next_seq(table.num_rows)
-            table = table.append_column(SEQ, pa.array(range(first, first + table.num_rows),
-                                                      pa.int64()))
+            seq = np.arange(first, first + table.num_rows, dtype=np.int64)
+            table = table.append_column(SEQ, pa.array(seq))
             buf.add(conform_table(table, buf.schema, buf.kind))
             self._after_add()
 

@@ -37,8 +37,9 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, quiet: b
     else:
         try:
             ray.init(address=address, **kwargs)
-        except ConnectionError as exc:
-            raise UserError(f"--address {address}: cannot reach a Ray cluster ({exc})") from exc
+        except (ConnectionError, ValueError) as exc:
+            msg = " ".join(str(exc).split())[:300]
+            raise UserError(f"--address {address}: cannot reach a Ray cluster ({msg})") from None
     return ray.get_runtime_context()
 
 

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 def _generate(args) -> int:
     from equisweep.errors import UserError
     from equisweep.task.config import SHAPE_KINDS, TaskConfig
-    from equisweep.task.generate import ensure_dataset, load_manifest
+    from equisweep.task.generate import ensure_dataset, is_complete, load_manifest
 
     fields = dict(trajectories=args.trajectories, val_trajectories=args.val_trajectories,
                   test_trajectories=args.test_trajectories, bodies=tuple(args.bodies),
@@ -68,7 +68,9 @@ def _generate(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers: expected a positive integer, got {args.workers}")
     address = args.address or os.environ.get("RAY_ADDRESS")
-    executor = _ray_executor(address) if address else None
+    # Join a cluster only when there is something to generate.
+    done = is_complete(cfg, args.out, verify=True)
+    executor = _ray_executor(address) if address and not done else None
     path = ensure_dataset(cfg, cache_dir=args.out, workers=args.workers,
                           progress=not args.quiet, executor=executor, verify=True)
     print(_describe(path, load_manifest(path)))

@@ -86,6 +86,12 @@ def ensure_dataset(
     return path
 
 
+def is_complete(cfg: TaskConfig, cache_dir: str | os.PathLike | None = None,
+                verify: bool = False) -> bool:
+    """Whether `ensure_dataset(cfg, cache_dir)` would have nothing to do."""
+    return _complete(cfg, dataset_path(cfg, cache_dir), verify)
+
+
 def load_manifest(path: str | os.PathLike) -> dict[str, Any]:
     """The manifest of a finished dataset folder; UserError when `path` is not one."""
     path = Path(path)
@@ -150,6 +156,7 @@ def _build(cfg, path, workers, progress, executor) -> None:
     gen = cfg.generation_dict()
     key = cfg.key()
     _remove_stale_temporaries(path)
+    known = _listed_checksums(path, gen)
     entries: dict[tuple[str, int], dict] = {}
     todo = []
     for split, index, start, count in shard_plan(cfg):
@@ -157,7 +164,12 @@ def _build(cfg, path, workers, progress, executor) -> None:
         expect = {"key": key, "split": split, "shard": index, "start": start, "count": count}
         if file.exists():
             data = file.read_bytes()
+            # A shard the old manifest lists must match its checksum; one written before an
+            # interruption has no checksum yet, so its zip CRCs and header must do.
+            listed = known.get(file.name)
             shard = check_shard(data, expect)
+            if listed is not None and hashlib.sha256(data).hexdigest() != listed:
+                shard = None
             if shard is not None:
                 entries[split, index] = _entry(file.name, start, count, data, shard)
                 continue
@@ -191,10 +203,16 @@ def _map(fn, jobs, workers, executor):
         return iter(())
     if executor is not None:
         return executor.map(fn, jobs)
-    workers = workers or len(os.sched_getaffinity(0))
+    workers = workers or _cpus()
     if workers == 1 or len(jobs) == 1:
         return map(fn, jobs)
     return _pool_map(fn, jobs, min(workers, len(jobs)))
+
+
+def _cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):  # the CPUs this process may use (Linux)
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _pool_map(fn, jobs, workers):
@@ -256,6 +274,19 @@ def _write_atomic(file: Path, data: bytes) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def _listed_checksums(path: Path, gen: dict) -> dict[str, str]:
+    """file -> sha256 from an existing manifest of the same config (a dataset being
+    repaired); empty when there is none."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+        if manifest.get("config") != gen:
+            return {}
+        return {e["file"]: e["sha256"] for split in manifest["splits"].values()
+                for e in split["shards"]}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 def _remove_stale_temporaries(path: Path, age_s: float = 3600.0) -> None:

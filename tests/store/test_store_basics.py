@@ -204,3 +204,13 @@ def test_sweep_meta_newest_wins(store, tmp_path):
         assert store.read_sweep_meta("sw")["budget"] == {"flops": 1.0}
     with pytest.raises(ValueError):
         store.write_sweep_meta("sw", {"x": float("nan")})
+
+
+def test_bulk_rows_of_another_sweep_are_rejected(store):
+    table = pa.table({"sweep": ["sw", "other"], "key": ["k", "k"], "attempt": [1, 1],
+                      "step": [1, 2]})
+    with store.writer("sw") as w:
+        with pytest.raises(ValueError, match="another sweep"):
+            w.add_metrics(table)
+        w.add_metrics(table.slice(0, 1))
+    assert store.metrics().column("sweep").to_pylist() == ["sw"]
