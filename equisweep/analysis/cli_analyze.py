@@ -9,7 +9,7 @@ import os
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
-        "Writes fits.json (every coefficient with its standard error, 95%% bootstrap interval "
+        "Writes fits.json (every coefficient with its standard error, 95% bootstrap interval "
         "and the data it came from) and report.html (self-contained, works offline), plus "
         "PNG copies of the figures when kaleido and Chromium are installed. Fits the data "
         "cannot determine are reported as 'not enough data: need ...' and the plots still "

@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
         "D is the second covariate (tokens, samples or steps). With --compute, "
-        "D = C / (flops_per_param * N). Standard errors and 95%% intervals come from a "
+        "D = C / (flops_per_param * N). Standard errors and 95% intervals come from a "
         "bootstrap over rows (resampled with replacement, seeded, in parallel processes)."
     )
     parser.add_argument("--csv", required=True, metavar="FILE", help="input table (CSV)")

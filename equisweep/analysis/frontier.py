@@ -118,8 +118,8 @@ def _closed_form(A, B, al, be, k, p, C):
 
 def _numerical(A, B, al, be, flops: FlopsModel, C, n_grid=801, n_refine=40):
     """Vectorised over budgets and replicates: dense grid in log N, then golden section."""
-    lo = flops.log_n[0] - 12.0 if flops.log_n is not None else 0.0
-    hi = flops.log_n[-1] + 12.0 if flops.log_n is not None else 40.0
+    lo = flops.log_n[0] - 12.0 if flops.log_n is not None else -30.0
+    hi = flops.log_n[-1] + 12.0 if flops.log_n is not None else 80.0
     shape = np.broadcast(A, C).shape
 
     def loss(u):

@@ -10,7 +10,8 @@ product of two constants counts 1x. Attention QK^T and AV are included. Element-
 GATr's equivariant linear counts the dense (16 in + s_in) x (16 out + s_out) matmul it
 performs for the rho kind and (16 in) x (16 out) for the det kind, plus the token-independent
 weight expansion (out*in, 9) @ (9, 256). Its bilinear counts the dense 16x16x16 product
-kernels (geometric product and join) applied to outer products: 2 * 256 * 16 per channel.
+kernels (geometric product and join) applied to outer products, 2 * 256 * 16 per channel
+forward and again backward, plus the two 16x16 matrix-vector products of its backward.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def gatr_flops(size: dict, tokens: int, batch_size: int) -> int:
             + 3 * 2 * batch_size * (T * H) * T * (dq + dv)
             + _equi_flops(Layout(H * a, H * b, H * hs), L, N))
     mlp = (_equi_flops(L, Layout(8 * m, 8 * m, 2 * L.ns), N)
-           + 2 * 2 * (8 * m * N) * 256 * 16
+           + (8 * m * N) * (2 * 2 * 256 * 16 + 2 * 2 * 256)
            + _equi_flops(Layout(4 * m, 4 * m, 2 * L.ns), L, N))
     return (_equi_flops(INPUT, L, N, input_grad=False) + d.depth * (attn + mlp)
             + _equi_flops(L, OUTPUT, N))

@@ -49,14 +49,11 @@ class Layout:
         return 16 * self.ce + self.ns
 
     def split(self, h: torch.Tensor):
-        """Views (mv_e (..., ce, 16), s (..., ns), mv_o (..., co, 16))."""
-        lead = h.shape[:-1]
-        e = h[..., : 16 * self.ce].unflatten(-1, (self.ce, 16)) if self.ce else h.new_zeros(
-            *lead, 0, 16)
-        s = h[..., 16 * self.ce: self.es]
-        o = h[..., self.es:].unflatten(-1, (self.co, 16)) if self.co else h.new_zeros(
-            *lead, 0, 16)
-        return e, s, o
+        """Views (mv_e (..., ce, 16), s (..., ns), mv_o (..., co, 16)). torch.split, not
+        slicing: its backward concatenates instead of zero-filling a full-width gradient
+        per piece."""
+        e, s, o = torch.split(h, [16 * self.ce, self.ns, 16 * self.co], -1)
+        return e.unflatten(-1, (self.ce, 16)), s, o.unflatten(-1, (self.co, 16))
 
     def join(self, e: torch.Tensor, s: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
         return torch.cat([e.flatten(-2), s, o.flatten(-2)], -1)
@@ -122,20 +119,20 @@ class EquiLinear(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         lin, lout = self.lin, self.lout
         a_e, b_e, a_o = self.matrices(h)
+        lead = h.shape[:-1]
+        h_e, h_o = torch.split(h, [lin.es, 16 * lin.co], -1)
         parts = []
         if lout.es:
             if a_e is None:
-                out_e = h.new_zeros(*h.shape[:-1], lout.es)
+                out_e = h.new_zeros(*lead, lout.es)
                 out_e = out_e + b_e if b_e is not None else out_e
             elif b_e is not None:
-                out_e = torch.addmm(b_e, h[..., : lin.es].reshape(-1, lin.es), a_e)
-                out_e = out_e.reshape(*h.shape[:-1], lout.es)
+                out_e = torch.addmm(b_e, h_e.reshape(-1, lin.es), a_e).reshape(*lead, lout.es)
             else:
-                out_e = h[..., : lin.es] @ a_e
+                out_e = h_e @ a_e
             parts.append(out_e)
         if lout.co:
-            parts.append(h[..., lin.es:] @ a_o if a_o is not None else h.new_zeros(
-                *h.shape[:-1], 16 * lout.co))
+            parts.append(h_o @ a_o if a_o is not None else h.new_zeros(*lead, 16 * lout.co))
         return parts[0] if len(parts) == 1 else torch.cat(parts, -1)
 
 
@@ -157,13 +154,46 @@ def gated_gelu(e: torch.Tensor, o: torch.Tensor):
     return ge, go
 
 
+_CHUNK_ROWS = 4096  # keeps each (rows, 256) outer product near 8 MiB: reused, not faulted in
+
+
+class _ProductKernels(torch.autograd.Function):
+    """out[p, r] = outer(left[p, r], right[p, r]) @ kern[p] for p in (geometric, join).
+
+    Autograd through the plain expression would keep and re-materialise several (rows, 256)
+    temporaries; here the forward and the backward walk the rows in chunks and only the
+    16-wide operands are saved.
+    """
+
+    @staticmethod
+    def forward(ctx, left, right, kern):
+        ctx.save_for_backward(left, right, kern)
+        out = left.new_empty(2, left.shape[1], 16)
+        for lo in range(0, left.shape[1], _CHUNK_ROWS):
+            hi = min(lo + _CHUNK_ROWS, left.shape[1])
+            outer = left[:, lo:hi, :, None] * right[:, lo:hi, None, :]
+            torch.bmm(outer.reshape(2, hi - lo, 256), kern, out=out[:, lo:hi])
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        left, right, kern = ctx.saved_tensors
+        kern_t = kern.transpose(1, 2)
+        g_left, g_right = torch.empty_like(left), torch.empty_like(right)
+        for lo in range(0, left.shape[1], _CHUNK_ROWS):
+            hi = min(lo + _CHUNK_ROWS, left.shape[1])
+            g_outer = torch.bmm(grad[:, lo:hi], kern_t).view(2, hi - lo, 16, 16)
+            torch.matmul(g_outer, right[:, lo:hi, :, None], out=g_left[:, lo:hi, :, None])
+            torch.matmul(left[:, lo:hi, None, :], g_outer, out=g_right[:, lo:hi, None, :])
+        return g_left, g_right, None
+
+
 def bilinear_pairs(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-    """left, right (2, n, 16): geometric products [0] and joins [1] of paired rows, as ONE
-    batched matmul of the outer products with the dense 16x16x16 tables."""
+    """left, right (2, n, 16): geometric products [0] and joins [1] of paired rows, each the
+    dense 16x16x16 table contracted with the outer product of the pair."""
     tab = tables(left.device, left.dtype)
     kern = torch.stack([tab.geometric, tab.join]).reshape(2, 256, 16)
-    outer = (left[..., :, None] * right[..., None, :]).reshape(2, -1, 256)
-    return torch.bmm(outer, kern)
+    return _ProductKernels.apply(left.contiguous(), right.contiguous(), kern)
 
 
 class GeometricMLP(nn.Module):

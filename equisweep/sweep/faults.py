@@ -53,4 +53,8 @@ def fire(kind: str, key: str, marker_dir: str) -> None:
     if kind == "raise":
         raise RuntimeError(f"injected fault in trial {key}")
     if kind == "oom":
-        raise MemoryError(f"injected out-of-memory in trial {key}")
+        # A real allocator failure, not a synthetic MemoryError: the trainable must
+        # recognise what torch actually raises when memory runs out.
+        import torch
+
+        torch.empty(1 << 62, dtype=torch.uint8)

@@ -18,13 +18,18 @@ from equisweep.train import iter_trial
 
 # Out-of-memory is recorded on the trial, not retried: a retry would fail the same way.
 _RESOURCE_ERRORS = (MemoryError,)
+# torch's CPU allocator raises a plain RuntimeError; old CUDA builds did too.
+_OOM_TEXT = ("can't allocate memory", "out of memory")
 
 
-def _oom_types() -> tuple[type[BaseException], ...]:
+def _is_oom(exc: BaseException) -> bool:
     import torch
 
     extra = getattr(torch.cuda, "OutOfMemoryError", None)
-    return _RESOURCE_ERRORS + ((extra,) if extra else ())
+    if isinstance(exc, _RESOURCE_ERRORS + ((extra,) if extra else ())):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(t in text for t in _OOM_TEXT)
 
 
 def run(config: dict) -> None:
@@ -62,7 +67,9 @@ def run(config: dict) -> None:
                 shutil.rmtree(emit.checkpoint_dir, ignore_errors=True)
             else:
                 tune.report(_clean(row))
-    except _oom_types() as exc:
+    except Exception as exc:
+        if not _is_oom(exc):
+            raise
         # No "step": this report marks the trial, it is not a point of its curve.
         at = f" after step {last['step']}" if last else ""
         tune.report({"status": "failed",
