@@ -49,7 +49,7 @@ def sweep_dict(steps: int) -> dict:
         # Sizes chosen so a trial of either family takes about as long (GATr is slower per
         # parameter): the two-at-a-time schedule then packs evenly on both sides.
         "families": {"gatr": {"sizes": [{"width": 4, "depth": 1}]},
-                     "transformer": {"sizes": [{"width": 64, "depth": 2}]}},
+                     "transformer": {"sizes": [{"width": 128, "depth": 2}]}},
         "grid": {"steps": [steps], "train_trajectories": [64], "seed": [0]},
         "search": {"method": "grid", "params": {"lr": {"choice": LRS}}},
         "training": {"batch_size": 16, "eval_every": 50, "checkpoint_every": 100,
@@ -175,8 +175,9 @@ def prepare(work: Path, steps: int) -> None:
 
 def fmt(r: dict) -> str:
     return (f"{r['side']:>6}: wall {r['wall']:7.1f} s  load {r['load']:5.2f}  "
-            f"first start +{r['to_first_start']:5.1f} s  after last end {r['after_last_end']:5.1f} s"
-            f"  trial spans {r['trial_span_sum']:6.1f} s  training {r['train_wall_sum']:6.1f} s")
+            f"first start +{r['to_first_start']:5.1f} s  "
+            f"after last end {r['after_last_end']:5.1f} s  "
+            f"trial spans {r['trial_span_sum']:6.1f} s  training {r['train_wall_sum']:6.1f} s")
 
 
 def main() -> None:
@@ -185,7 +186,7 @@ def main() -> None:
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=300, help="training steps per trial")
+    ap.add_argument("--steps", type=int, default=400, help="training steps per trial")
     ap.add_argument("--workdir", default=None,
                     help="folder for the sweep file, dataset cache and stores "
                          "(default: a temporary folder, removed at the end)")

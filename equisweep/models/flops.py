@@ -10,14 +10,15 @@ product of two constants counts 1x. Attention QK^T and AV are included. Element-
 GATr's equivariant linear counts the dense (16 in + s_in) x (16 out + s_out) matmul it
 performs for the rho kind and (16 in) x (16 out) for the det kind, plus the token-independent
 weight expansion (out*in, 9) @ (9, 256). Its bilinear counts the dense 16x16x16 product
-kernels (geometric product and join) applied to outer products, 2 * 256 * 16 per channel
-forward and again backward, plus the two 16x16 matrix-vector products of its backward.
+kernels (geometric product and join, stacked as one (256, 32) matrix) applied to the outer
+product of each operand pair, 2 * 256 * 32 per pair forward and again backward, plus the two
+16x16 matrix-vector products of its backward.
 """
 
 from __future__ import annotations
 
 from equisweep.models.gatr import INPUT, OUTPUT, GATrDims
-from equisweep.models.gatr_layers import Layout
+from equisweep.models.gatr_layers import _QK_COMPONENTS, Layout
 from equisweep.models.transformer import TransformerDims
 
 
@@ -27,13 +28,16 @@ def _equi_params(lin: Layout, lout: Layout, bias: bool = True) -> int:
     return n + ((lout.ce + lout.ns) if bias else 0)
 
 
-def _equi_flops(lin: Layout, lout: Layout, tokens: int, input_grad: bool = True) -> int:
+def _equi_flops(lin: Layout, lout: Layout, tokens: int, input_grad: bool = True,
+                cols: tuple[int, int] | None = None) -> int:
+    """cols: the (rho, det) output columns actually computed, when a layer drops some."""
     factor = 3 if input_grad else 2
+    out_e, out_o = cols if cols is not None else (lout.es, 16 * lout.co)
     n = 0
     if lin.es and lout.es:
-        n += factor * 2 * tokens * lin.es * lout.es
+        n += factor * 2 * tokens * lin.es * out_e
     if lin.co and lout.co:
-        n += factor * 2 * tokens * (16 * lin.co) * (16 * lout.co)
+        n += factor * 2 * tokens * (16 * lin.co) * out_o
     # weight expansion: forward + gradient w.r.t. the weights (the basis is constant)
     n += 2 * 2 * 9 * 256 * (lin.ce * lout.ce + lin.co * lout.co)
     return n
@@ -51,7 +55,7 @@ def gatr_params(size: dict) -> int:
     L, H, a, b, hs, m = _gatr_parts(d)
     attn = (_equi_params(L, Layout((H + 2) * a, (H + 2) * b, (H + 2) * hs))
             + H * (a + b) + H + _equi_params(Layout(H * a, H * b, H * hs), L))
-    mlp = (_equi_params(L, Layout(8 * m, 8 * m, 2 * L.ns))
+    mlp = (_equi_params(L, Layout(4 * m, 4 * m, 2 * L.ns))
            + _equi_params(Layout(4 * m, 4 * m, 2 * L.ns), L))
     return _equi_params(INPUT, L) + d.depth * (attn + mlp) + _equi_params(L, OUTPUT)
 
@@ -62,11 +66,13 @@ def gatr_flops(size: dict, tokens: int, batch_size: int) -> int:
     T, N = tokens, tokens * batch_size
     dq = 13 * (a + b) + hs
     dv = 16 * (a + b) + hs
-    attn = (_equi_flops(L, Layout((H + 2) * a, (H + 2) * b, (H + 2) * hs), N)
+    n = len(_QK_COMPONENTS)
+    qkv_cols = ((H + 1) * a * n + 16 * a + (H + 2) * hs, (H + 1) * b * n + 16 * b)
+    attn = (_equi_flops(L, Layout((H + 2) * a, (H + 2) * b, (H + 2) * hs), N, cols=qkv_cols)
             + 3 * 2 * batch_size * (T * H) * T * (dq + dv)
             + _equi_flops(Layout(H * a, H * b, H * hs), L, N))
-    mlp = (_equi_flops(L, Layout(8 * m, 8 * m, 2 * L.ns), N)
-           + (8 * m * N) * (2 * 2 * 256 * 16 + 2 * 2 * 256)
+    mlp = (_equi_flops(L, Layout(4 * m, 4 * m, 2 * L.ns), N)
+           + (4 * m * N) * (2 * 2 * 256 * 32 + 2 * 2 * 256)
            + _equi_flops(Layout(4 * m, 4 * m, 2 * L.ns), L, N))
     return (_equi_flops(INPUT, L, N, input_grad=False) + d.depth * (attn + mlp)
             + _equi_flops(L, OUTPUT, N))

@@ -28,9 +28,6 @@ from torch import nn
 
 from equisweep.models.pga.algebra import E0123, INNER_INDEX, tables
 
-_DIST_TRI = (11, 12, 13)  # e012, e013, e023: the Euclidean part of a point trivector
-_E123 = 14
-
 
 @dataclass(frozen=True)
 class Layout:
@@ -116,23 +113,33 @@ class EquiLinear(nn.Module):
         a_o = expand_weights(self.w_o) if self.w_o is not None else None
         return a_e, b_e, a_o
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, cols_e: torch.Tensor | None = None,
+                cols_o: torch.Tensor | None = None) -> torch.Tensor:
+        """[mv_e | s | mv_o] out; with cols_e / cols_o only those output columns of the two
+        kinds are computed (columns of the dense matrices are dropped before the matmul)."""
         lin, lout = self.lin, self.lout
         a_e, b_e, a_o = self.matrices(h)
+        if cols_e is not None:
+            a_e = a_e.index_select(1, cols_e)
+            b_e = b_e.index_select(0, cols_e) if b_e is not None else None
+        if cols_o is not None:
+            a_o = a_o.index_select(1, cols_o)
+        n_e = a_e.shape[1] if a_e is not None else lout.es
+        n_o = a_o.shape[1] if a_o is not None else 16 * lout.co
         lead = h.shape[:-1]
         h_e, h_o = torch.split(h, [lin.es, 16 * lin.co], -1)
         parts = []
-        if lout.es:
+        if n_e:
             if a_e is None:
-                out_e = h.new_zeros(*lead, lout.es)
+                out_e = h.new_zeros(*lead, n_e)
                 out_e = out_e + b_e if b_e is not None else out_e
             elif b_e is not None:
-                out_e = torch.addmm(b_e, h_e.reshape(-1, lin.es), a_e).reshape(*lead, lout.es)
+                out_e = torch.addmm(b_e, h_e.reshape(-1, lin.es), a_e).reshape(*lead, n_e)
             else:
                 out_e = h_e @ a_e
             parts.append(out_e)
-        if lout.co:
-            parts.append(h_o @ a_o if a_o is not None else h.new_zeros(*lead, 16 * lout.co))
+        if n_o:
+            parts.append(h_o @ a_o if a_o is not None else h.new_zeros(*lead, n_o))
         return parts[0] if len(parts) == 1 else torch.cat(parts, -1)
 
 
@@ -154,11 +161,12 @@ def gated_gelu(e: torch.Tensor, o: torch.Tensor):
     return ge, go
 
 
-_CHUNK_ROWS = 4096  # keeps each (rows, 256) outer product near 8 MiB: reused, not faulted in
+_CHUNK_ROWS = 8192  # keeps each (rows, 256) outer product at 8 MiB: reused, not faulted in
 
 
 class _ProductKernels(torch.autograd.Function):
-    """out[p, r] = outer(left[p, r], right[p, r]) @ kern[p] for p in (geometric, join).
+    """out[r] = outer(left[r], right[r]) @ kern: the geometric product and the join of each
+    pair of rows, as the dense (256, 32) stack of both 16x16x16 tables.
 
     Autograd through the plain expression would keep and re-materialise several (rows, 256)
     temporaries; here the forward and the backward walk the rows in chunks and only the
@@ -168,59 +176,66 @@ class _ProductKernels(torch.autograd.Function):
     @staticmethod
     def forward(ctx, left, right, kern):
         ctx.save_for_backward(left, right, kern)
-        out = left.new_empty(2, left.shape[1], 16)
-        for lo in range(0, left.shape[1], _CHUNK_ROWS):
-            hi = min(lo + _CHUNK_ROWS, left.shape[1])
-            outer = left[:, lo:hi, :, None] * right[:, lo:hi, None, :]
-            torch.bmm(outer.reshape(2, hi - lo, 256), kern, out=out[:, lo:hi])
+        rows = left.shape[0]
+        out = left.new_empty(rows, kern.shape[1])
+        for lo in range(0, rows, _CHUNK_ROWS):
+            hi = min(lo + _CHUNK_ROWS, rows)
+            outer = left[lo:hi, :, None] * right[lo:hi, None, :]
+            torch.mm(outer.reshape(hi - lo, 256), kern, out=out[lo:hi])
         return out
 
     @staticmethod
     def backward(ctx, grad):
         left, right, kern = ctx.saved_tensors
-        kern_t = kern.transpose(1, 2)
+        kern_t = kern.t()
         g_left, g_right = torch.empty_like(left), torch.empty_like(right)
-        for lo in range(0, left.shape[1], _CHUNK_ROWS):
-            hi = min(lo + _CHUNK_ROWS, left.shape[1])
-            g_outer = torch.bmm(grad[:, lo:hi], kern_t).view(2, hi - lo, 16, 16)
-            torch.matmul(g_outer, right[:, lo:hi, :, None], out=g_left[:, lo:hi, :, None])
-            torch.matmul(left[:, lo:hi, None, :], g_outer, out=g_right[:, lo:hi, None, :])
+        for lo in range(0, left.shape[0], _CHUNK_ROWS):
+            hi = min(lo + _CHUNK_ROWS, left.shape[0])
+            g_outer = torch.mm(grad[lo:hi], kern_t).view(hi - lo, 16, 16)
+            torch.matmul(g_outer, right[lo:hi, :, None], out=g_left[lo:hi, :, None])
+            torch.matmul(left[lo:hi, None, :], g_outer, out=g_right[lo:hi, None, :])
         return g_left, g_right, None
 
 
-def bilinear_pairs(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-    """left, right (2, n, 16): geometric products [0] and joins [1] of paired rows, each the
-    dense 16x16x16 table contracted with the outer product of the pair."""
+def geometric_and_join(left: torch.Tensor, right: torch.Tensor) -> tuple[torch.Tensor,
+                                                                         torch.Tensor]:
+    """Geometric product and join (no reference multivector: see the module docstring) of
+    paired multivectors (..., 16); each is the dense 16x16x16 table contracted with the
+    outer product of the pair."""
     tab = tables(left.device, left.dtype)
-    kern = torch.stack([tab.geometric, tab.join]).reshape(2, 256, 16)
-    return _ProductKernels.apply(left.contiguous(), right.contiguous(), kern)
+    kern = torch.cat([tab.geometric, tab.join], -1).reshape(256, 32)
+    lead = left.shape[:-1]
+    out = _ProductKernels.apply(left.reshape(-1, 16).contiguous(),
+                                right.reshape(-1, 16).contiguous(), kern)
+    return torch.split(out.reshape(*lead, 32), 16, -1)
 
 
 class GeometricMLP(nn.Module):
-    """Bilinear (geometric products and joins of all four kind pairings) -> gated GELU ->
-    equivariant linear. Hidden: 4m channels of each kind; scalars ns -> 2 ns -> ns."""
+    """Bilinear -> gated GELU -> equivariant linear, as in GATr's GeoMLP.
+
+    The bilinear takes 4m pairs of operands, m of each kind pairing (rho, rho), (det, det),
+    (rho, det), (det, rho), and returns the geometric product and the join of every pair:
+    4m hidden channels of each kind (the join of a pair has the other kind than its
+    product). Scalars go ns -> 2 ns -> ns through the same two linear maps.
+    """
 
     def __init__(self, layout: Layout, m: int, out_gain: float):
         super().__init__()
         self.layout, self.m = layout, m
         self.hidden = Layout(4 * m, 4 * m, 2 * layout.ns)
-        # operands: 8 groups of m per kind (see forward for the pairing)
-        self.operands = EquiLinear(layout, Layout(8 * m, 8 * m, 2 * layout.ns))
+        # operands per kind: 4 groups of m: rho [L_ee, L_eo, R_ee, R_oe], det [L_oo, L_oe,
+        # R_oo, R_eo]
+        self.operands = EquiLinear(layout, Layout(4 * m, 4 * m, 2 * layout.ns))
         self.out = EquiLinear(self.hidden, layout, gain=out_gain)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         m = self.m
-        ops = Layout(8 * m, 8 * m, self.hidden.ns)
-        e, s, o = ops.split(self.operands(h))
-        lead = e.shape[:-2]
-        e = e.unflatten(-2, (8, m)).movedim(-3, 0)  # (8, ..., m, 16)
-        o = o.unflatten(-2, (8, m)).movedim(-3, 0)
-        # pairs in order ee, oo, eo, oe; GP kinds e, e, o, o; join kinds o, o, e, e
-        left = torch.stack([e[0], o[0], e[1], o[1], e[4], o[4], e[5], o[5]])
-        right = torch.stack([e[2], o[2], o[3], e[3], e[6], o[6], o[7], e[7]])
-        prod = bilinear_pairs(left.reshape(2, -1, 16), right.reshape(2, -1, 16))
-        prod = prod.reshape(2, 4, *lead, m, 16)
-        gp, jn = prod[0], prod[1]
+        e, s, o = Layout(4 * m, 4 * m, self.hidden.ns).split(self.operands(h))
+        e = e.unflatten(-2, (4, m)).movedim(-3, 0)  # (4, ..., m, 16)
+        o = o.unflatten(-2, (4, m)).movedim(-3, 0)
+        # pairs ee, oo, eo, oe: products of kinds e, e, o, o; joins of kinds o, o, e, e
+        gp, jn = geometric_and_join(torch.stack([e[0], o[0], e[1], o[1]]),
+                                    torch.stack([e[2], o[2], o[3], e[3]]))
         he = torch.cat([gp[0], gp[1], jn[2], jn[3]], -2)
         ho = torch.cat([jn[0], jn[1], gp[2], gp[3]], -2)
         he, ho = gated_gelu(he, ho)
@@ -228,12 +243,18 @@ class GeometricMLP(nn.Module):
         return self.out(self.hidden.join(he, s, ho))
 
 
-def _distance_features(mv: torch.Tensor, query: bool) -> torch.Tensor:
+# Components a query/key needs: the invariant inner product's (no e0) and, for distances,
+# the point part e012, e013, e023 with e123 (already among the inner-product ones).
+_QK_COMPONENTS = INNER_INDEX + (11, 12, 13)
+_N_QK = len(_QK_COMPONENTS)  # 11; [:8] inner product, [7] = e123, [8:11] point part
+
+
+def _distance_features(x: torch.Tensor, query: bool) -> torch.Tensor:
     """Five features with q . k = -sum_i (p_q,i w_k - p_k,i w_q)^2 for the trivector parts
     (p, w = e123): minus the squared distance of the points times w_q^2 w_k^2, an invariant
-    that needs no division by w."""
-    p = mv[..., _DIST_TRI]
-    w = mv[..., _E123:_E123 + 1]
+    that needs no division by w. x holds the _QK_COMPONENTS."""
+    p = x[..., 8:11]
+    w = x[..., 7:8]
     pp = (p * p).sum(-1, keepdim=True)
     ww = w * w
     if query:
@@ -243,7 +264,8 @@ def _distance_features(mv: torch.Tensor, query: bool) -> torch.Tensor:
 
 class GeometricAttention(nn.Module):
     """Multi-query self-attention: per head, queries see keys through the invariant inner
-    product of their multivectors, distance features of their points, and scalars."""
+    product of their multivectors, distance features of their points, and scalars. Heads are
+    folded into the query axis, so one SDPA call with one shared key/value head does it."""
 
     def __init__(self, layout: Layout, heads: int, hidden_mv: int, hidden_s: int,
                  out_gain: float):
@@ -252,44 +274,50 @@ class GeometricAttention(nn.Module):
         self.a = hidden_mv - hidden_mv // 2  # rho-kind channels per head
         self.b = hidden_mv // 2  # det-kind channels per head
         self.hs = hidden_s
-        a, b, hs = self.a, self.b, self.hs
-        self.qkv = EquiLinear(layout, Layout((heads + 2) * a, (heads + 2) * b, (heads + 2) * hs))
+        H, a, b, hs = heads, self.a, self.b, self.hs
+        self.qkv = EquiLinear(layout, Layout((H + 2) * a, (H + 2) * b, (H + 2) * hs))
         self.log_dist = nn.Parameter(torch.zeros(heads, a + b))
         self.body_bias = nn.Parameter(torch.zeros(heads))
-        dv = 16 * (a + b) + hs
-        self.out = EquiLinear(Layout(heads * a, heads * b, heads * hs), layout, gain=out_gain)
-        # attention output (..., H, dv) -> flat [mv_e | s | mv_o] input of `out`
-        idx = torch.arange(heads * dv).reshape(heads, dv)
-        perm = torch.cat([idx[:, : 16 * a].reshape(-1), idx[:, 16 * (a + b):].reshape(-1),
-                          idx[:, 16 * a: 16 * (a + b)].reshape(-1)])
-        self.register_buffer("perm", perm, persistent=False)
+        self.out = EquiLinear(Layout(H * a, H * b, H * hs), layout, gain=out_gain)
+        self.register_buffer("cols_e", qkv_columns(H, a, hs), persistent=False)
+        self.register_buffer("cols_o", qkv_columns(H, b, 0), persistent=False)
 
-    def features(self, mv: torch.Tensor, query: bool) -> torch.Tensor:
-        ip = mv[..., INNER_INDEX]
-        dist = _distance_features(mv, query)
+    def features(self, x: torch.Tensor, query: bool) -> torch.Tensor:
+        dist = _distance_features(x, query)
         if query:
             dist = dist * self.log_dist.exp()[..., None]
-        return torch.cat([ip, dist], -1).flatten(-2)
+        return torch.cat([x[..., :8], dist], -1).flatten(-2)
 
     def forward(self, h: torch.Tensor, key_ok: torch.Tensor,
                 same_body: torch.Tensor | None = None) -> torch.Tensor:
         """h (B, T, W); key_ok (B, T) bool (False on padding); same_body (B, T, T) or None."""
         B, T = h.shape[:2]
         H, a, b, hs = self.heads, self.a, self.b, self.hs
-        e, s, o = Layout((H + 2) * a, (H + 2) * b, (H + 2) * hs).split(self.qkv(h))
-        qe, ke, ve = e[..., : H * a, :], e[..., H * a: (H + 1) * a, :], e[..., (H + 1) * a:, :]
-        qo, ko, vo = o[..., : H * b, :], o[..., H * b: (H + 1) * b, :], o[..., (H + 1) * b:, :]
-        qs, ks, vs = s[..., : H * hs], s[..., H * hs: (H + 1) * hs], s[..., (H + 1) * hs:]
-        qmv = torch.cat([qe.unflatten(-2, (H, a)), qo.unflatten(-2, (H, b))], -2)  # B T H c 16
-        kmv = torch.cat([ke, ko], -2)
+        n = _N_QK
+        proj = self.qkv(h, self.cols_e, self.cols_o)
+        qe, ke, ve, qs, ks, vs, qo, ko, vo = torch.split(
+            proj, [H * a * n, a * n, 16 * a, H * hs, hs, hs, H * b * n, b * n, 16 * b], -1)
+        qmv = torch.cat([qe.unflatten(-1, (H, a, n)), qo.unflatten(-1, (H, b, n))], -2)
+        kmv = torch.cat([ke.unflatten(-1, (a, n)), ko.unflatten(-1, (b, n))], -2)
         q = torch.cat([self.features(qmv, True), qs.unflatten(-1, (H, hs))], -1)
         k = torch.cat([self.features(kmv, False), ks], -1)
-        v = torch.cat([ve.flatten(-2), vo.flatten(-2), vs], -1)
+        v = torch.cat([ve, vo, vs], -1)
         mask = attention_mask(key_ok, same_body, self.body_bias, h.dtype)
         out = F.scaled_dot_product_attention(
             q.reshape(B, 1, T * H, -1), k[:, None], v[:, None], attn_mask=mask)
-        out = out.reshape(B, T, -1).index_select(-1, self.perm)
-        return self.out(out)
+        e, o, s = torch.split(out.reshape(B, T, H, -1), [16 * a, 16 * b, hs], -1)
+        return self.out(torch.cat([e.flatten(-2), s.flatten(-2), o.flatten(-2)], -1))
+
+
+def qkv_columns(heads: int, c: int, hs: int) -> torch.Tensor:
+    """Output columns of the fused q/k/v projection that attention uses: the _QK_COMPONENTS
+    of the (heads + 1) c query and key channels, all 16 of the c value channels, then the
+    scalars."""
+    comps = torch.tensor(_QK_COMPONENTS)
+    qk = (torch.arange((heads + 1) * c)[:, None] * 16 + comps).reshape(-1)
+    v = torch.arange((heads + 1) * c * 16, (heads + 2) * c * 16)
+    s = (heads + 2) * c * 16 + torch.arange((heads + 2) * hs)
+    return torch.cat([qk, v, s])
 
 
 def attention_mask(key_ok: torch.Tensor, same_body: torch.Tensor | None,
@@ -298,9 +326,10 @@ def attention_mask(key_ok: torch.Tensor, same_body: torch.Tensor | None,
     padded keys, a learned per-head bias between tokens of the same body."""
     B, T = key_ok.shape
     H = body_bias.shape[0]
+    pad = torch.zeros(B, 1, 1, T, dtype=dtype, device=key_ok.device)
+    pad = pad.masked_fill(~key_ok[:, None, None, :], float("-inf"))
     if same_body is None:
-        bias = torch.zeros(B, T, H, T, dtype=dtype, device=key_ok.device)
-    else:
-        bias = same_body.to(dtype)[:, :, None, :] * body_bias.to(dtype)[None, None, :, None]
-    bias = bias.masked_fill(~key_ok[:, None, None, :], float("-inf"))
-    return bias.reshape(B, 1, T * H, T)
+        return pad.expand(B, T, H, T).reshape(B, 1, T * H, T)
+    same = same_body.to(dtype)[:, :, None, :]
+    mask = torch.addcmul(pad, same, body_bias.to(dtype)[None, None, :, None])
+    return mask.reshape(B, 1, T * H, T)

@@ -57,8 +57,12 @@ def _render(table, fmt: str) -> bytes:
         pacsv.write_csv(table, sink)
         return sink.getvalue()
     if fmt == "json":
-        rows = table.to_pylist()
-        text = json.dumps(rows, indent=1, default=lambda v: v.isoformat(), allow_nan=True)
+        import math
+
+        # JSON has no NaN/Infinity: such values are written as null.
+        rows = [{k: None if isinstance(v, float) and not math.isfinite(v) else v
+                 for k, v in r.items()} for r in table.to_pylist()]
+        text = json.dumps(rows, indent=1, default=lambda v: v.isoformat(), allow_nan=False)
         return (text + "\n").encode()
     import pyarrow.parquet as pq
 

@@ -13,10 +13,13 @@ def add_arguments(parser) -> None:
 
 
 def budget_flops(meta: dict | None) -> float | None:
-    """The FLOP budget from sweep metadata: `budget: {flops: X}` (or a bare number),
-    at the top level or inside the stored `spec`."""
+    """The FLOP budget from sweep metadata: `budget_flops: X`, or `budget: {flops: X}` (or a
+    bare number) at the top level or inside the stored `spec`."""
     if not isinstance(meta, dict):
         return None
+    flat = meta.get("budget_flops")  # what the driver writes
+    if isinstance(flat, (int, float)) and not isinstance(flat, bool):
+        return float(flat)
     for holder in (meta, meta.get("spec")):
         if not isinstance(holder, dict):
             continue

@@ -44,7 +44,7 @@ def last_per_group(table: pa.Table, group_cols, order_cols) -> np.ndarray:
     return np.sort(_np(order)[last])
 
 
-def _ranks(col) -> tuple[np.ndarray, int]:
+def dense_ranks(col) -> tuple[np.ndarray, int]:
     """Codes that order like the values (dense rank) and their count — no full sort."""
     if isinstance(col, pa.Array):
         col = pa.chunked_array([col])
@@ -72,7 +72,7 @@ def group_ids(table: pa.Table, cols) -> np.ndarray | None:
     gid = np.zeros(table.num_rows, dtype=np.int64)
     span = 1
     for c in cols:
-        codes, k = _ranks(table.column(c))
+        codes, k = dense_ranks(table.column(c))
         span *= max(k, 1)
         if span >= 2**62:
             return None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import numbers
 import re
 
@@ -118,9 +117,9 @@ def _check_float(column: str, value):
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"column {column!r} expects a number, got {value!r}")
-    value = float(value)
-    # NaN means "not measured" in a report; the store says that with null.
-    return None if math.isnan(value) else value
+    # NaN is kept: a diverged trial reports a NaN loss, and that is not "not measured"
+    # (which is null).
+    return float(value)
 
 
 def _converters(fields):

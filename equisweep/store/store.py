@@ -197,13 +197,16 @@ class Store:
 
     def flops_spent(self, sweep: str | None = None) -> dict[str, float]:
         """Per sweep: sum over its trials of the largest cumulative `flops` any row reached."""
-        raw = self._read("metrics", sweep, METRIC_READ_SCHEMA, columns=["sweep", "key", "flops"])
-        if raw.num_rows == 0:
-            return {}
-        per_trial = raw.group_by(["sweep", "key"]).aggregate([("flops", "max")])
-        per_sweep = per_trial.group_by("sweep").aggregate([("flops_max", "sum")])
-        totals = pc.fill_null(per_sweep.column("flops_max_sum"), 0.0).to_pylist()
-        return dict(zip(per_sweep.column("sweep").to_pylist(), totals))
+        out = {}
+        for name in [sweep] if sweep is not None else self.sweeps():
+            raw = self._read("metrics", name, _METRIC_SCAN_SCHEMA, columns=["key", "flops"])
+            if raw.num_rows == 0:
+                continue
+            codes, _ = dedup.dense_ranks(raw.column("key"))  # int keys: a cheap hash aggregate
+            per_trial = pa.table({"g": codes, "flops": raw.column("flops")}).group_by(
+                "g").aggregate([("flops", "max")])
+            out[name] = float(pc.sum(per_trial.column("flops_max")).as_py() or 0.0)
+        return out
 
     def _candidates(self, sweep: str | None) -> pa.Table:
         """Per-fragment final-row candidates, from footers where present."""

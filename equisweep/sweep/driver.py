@@ -112,6 +112,7 @@ def run_sweep(spec, *, store_uri: str | None = None, address: str | None = None,
     if not plan.slots:
         return summary
 
+    _check_folders(store_uri, data_dir)
     from equisweep.sweep.session import connect, dashboard_url
 
     connect(address)
@@ -133,6 +134,22 @@ def run_sweep(spec, *, store_uri: str | None = None, address: str | None = None,
     results = tuner.fit()
     summary["errors"] = sum(1 for r in results if r.error is not None)
     return summary
+
+
+def _check_folders(store_uri: str, data_dir: str | None) -> None:
+    """Refuse a store or data folder that cannot be created (a file on its path) before
+    Ray starts, rather than when the first trial writes."""
+    from equisweep.task.config import default_cache_dir
+
+    places = [("--data-dir", Path(data_dir).expanduser() if data_dir else default_cache_dir())]
+    if "://" not in store_uri:
+        places.append(("results store", Path(store_uri).expanduser()))
+    for what, path in places:
+        probe = path.absolute()
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise UserError(f"{what} {path}: {probe} is a file, not a folder")
 
 
 def _build_dataset(spec, data_dir, progress) -> None:
@@ -192,13 +209,15 @@ def resume_sweep(name: str, *, store_uri: str, address: str | None = None,
                  verbose: int = 0) -> dict:
     """Continue an interrupted sweep from Tune's experiment state (unfinished and errored
     trials resume from their last checkpoints; the searcher resumes its plan)."""
-    from equisweep.store import open_store
+    from equisweep.store import open_store, validate_sweep_name
 
+    validate_sweep_name(name)
     store = open_store(store_uri)
     meta = store.read_sweep_meta(name) if name in store.sweeps() else None
     if not meta:
         raise UserError(f"sweep {name!r}: no record of it in the store at {store_uri}")
     path = meta["tune_path"]
+    _check_folders(store_uri, meta.get("data_dir"))
     from equisweep.sweep.session import connect
 
     connect(address)

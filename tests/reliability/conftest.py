@@ -91,7 +91,7 @@ def head_cluster(tmp_path_factory):
     """A one-node Ray cluster in its own process group (`ray start --head --block`).
 
     Drivers run as subprocesses that join it, so SIGKILLing a driver kills only the
-    driver. On teardown the group gets SIGTERM, and the test fails if any Ray process
+    driver. On teardown `ray start` gets SIGTERM, and the test fails if any Ray process
     that names this cluster's GCS port outlives it.
     """
     port = free_port()
@@ -101,6 +101,7 @@ def head_cluster(tmp_path_factory):
         proc = subprocess.Popen(
             [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
              f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+             f"--ray-client-server-port={free_port()}",
              "--disable-usage-stats"],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
@@ -110,7 +111,9 @@ def head_cluster(tmp_path_factory):
         _wait_for_gcs(port, proc, log)
         yield address, marker
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        # SIGTERM to `ray start` alone: it drains the node through the GCS, then stops its
+        # children. Signalling the whole group kills the GCS first and the drain hangs.
+        os.kill(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:

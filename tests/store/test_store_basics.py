@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pytest
@@ -119,7 +121,8 @@ def test_values_round_trip(store):
     assert t["started_at"] == t0 and t["ended_at"] == t0 + dt.timedelta(seconds=60)
     assert json.loads(t["size"]) == {"depth": 2, "width": 8}
     m = store.metrics("sw").to_pylist()[0]
-    assert m["val_loss"] is None and m["lr"] == 1e-3 and m["samples"] == 16
+    assert math.isnan(m["val_loss"]) and m["lr"] == 1e-3 and m["samples"] == 16
+    assert m["grad_norm"] is None
 
 
 def test_writer_flushes_by_rows_time_and_close(store, tmp_path, monkeypatch):
@@ -214,3 +217,17 @@ def test_bulk_rows_of_another_sweep_are_rejected(store):
             w.add_metrics(table)
         w.add_metrics(table.slice(0, 1))
     assert store.metrics().column("sweep").to_pylist() == ["sw"]
+
+
+def test_metrics_sorted_across_key_major_fragments(store):
+    # Long per-key runs in several fragments: the reader stitches zero-copy slices.
+    with store.writer("sw") as w:
+        for part in range(3):
+            keys = [f"k{part}", f"k{part + 3}"]
+            w.add_metrics([metric(k, s) for s in range(200) for k in keys])
+            w.flush()
+        w.add_metrics([metric("k1", 5, attempt=2, train_loss=-1.0)])
+    m = store.metrics()
+    pairs = list(zip(m.column("key").to_pylist(), m.column("step").to_pylist()))
+    assert pairs == sorted((f"k{i}", s) for i in range(6) for s in range(200))
+    assert m.filter(pc.field("train_loss") == -1.0).column("step").to_pylist() == [5]

@@ -8,6 +8,7 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
+from storehelp import metric
 
 from equisweep.store.where import compile_where
 
@@ -117,6 +118,24 @@ def test_status(filled, run_cli, tmp_path):
     assert rc == 0 and len(out.splitlines()) == 2
     rc, _, err = run_cli("status", "nope", "--store", tmp_path / "results")
     assert rc == 2 and "no sweep 'nope'" in err
+
+
+@pytest.mark.parametrize("meta, shown", [
+    ({"budget_flops": 2e7}, "50.0%"),
+    ({"spec": {"budget": {"flops": 4e7}}}, "25.0%"),
+    ({"budget": 1e7}, "100.0%"),
+])
+def test_status_reads_the_budget_the_driver_writes(filled, run_cli, tmp_path, meta, shown):
+    filled.write_sweep_meta("alpha", meta)
+    rc, out, _ = run_cli("status", "alpha", "--store", tmp_path / "results")
+    assert rc == 0 and out.splitlines()[1].split()[-1] == shown
+
+
+def test_json_output_is_strict_json_with_nan(store, run_cli, tmp_path):
+    with store.writer("sw") as w:
+        w.add_metrics([metric("k", 1, train_loss=float("nan"))])
+    rc, out, _ = run_cli("query", "--store", tmp_path / "results", "--format", "json")
+    assert rc == 0 and json.loads(out)[0]["train_loss"] is None and "NaN" not in out
 
 
 def test_status_of_empty_store(run_cli, tmp_path):

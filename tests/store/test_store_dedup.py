@@ -55,7 +55,8 @@ def _chunks(rows, cuts):
     return [rows[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(reports=st.lists(report, min_size=1, max_size=40),
        cuts=st.lists(st.integers(0, 40), min_size=1, max_size=6),
        raw_fragments=st.lists(st.booleans(), max_size=8))
@@ -103,7 +104,7 @@ def test_metrics_and_final_dedup(reports, cuts, raw_fragments):
                     (s, v) for (k, s), v in got.items() if k == r["key"])[1]
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None, database=None)
 @given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 1000)),
                 min_size=1, max_size=60))
 def test_last_per_group_matches_python(rows):

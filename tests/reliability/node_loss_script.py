@@ -1,0 +1,93 @@
+"""Node loss on a local multi-node Ray cluster (run as its own process by test_node_loss.py).
+
+Builds a `ray.cluster_utils.Cluster` (a head with no CPUs, three worker nodes declaring
+one GPU each), runs a sweep whose trials ask for `gpu: 0.5`, and once a trial has stored
+rows past its first checkpoint, removes the worker node that trial runs on, ungracefully.
+Prints one JSON line: what was removed and when.
+
+usage: python -m tests.reliability.node_loss_script STORE PORT
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import ray
+from ray.cluster_utils import Cluster
+
+from equisweep.spec import parse_spec
+from equisweep.sweep.driver import run_sweep
+from tests.reliability.conftest import raw_rows, reliability_sweep
+
+TRAINABLE = "ImplicitFunc"  # the actor class Ray Tune runs function trainables in
+
+
+def sweep(store: str) -> dict:
+    d = reliability_sweep("nodeloss", samples=2)
+    d["families"] = {"gatr": d["families"]["gatr"]}
+    d.update(resources={"cpu": 1, "gpu": 0.5}, max_concurrent=2, retries=2, store=store)
+    return d
+
+
+def running_trials() -> list[dict]:
+    actors = ray._private.state.actors(actor_state_name="ALIVE").values()
+    return [a for a in actors if TRAINABLE in a["ActorClassName"]]
+
+
+def kill_a_busy_node(cluster: Cluster, workers: list, store: Path, report: dict) -> None:
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            # A trial has stored its first checkpoint's rows (steps 10 and 20).
+            if any(r["step"] >= 20 for r in raw_rows(store)):
+                busy = {a["Address"]["NodeID"]: a for a in running_trials()}
+                victim = next((n for n in workers if n.node_id in busy), None)
+                if victim is not None:
+                    report["removed_node"] = victim.node_id
+                    report["trial_pids_on_it"] = [a["Pid"] for a in running_trials()
+                                                  if a["Address"]["NodeID"] == victim.node_id]
+                    report["rows_stored_before"] = len(raw_rows(store))
+                    t0 = time.time()
+                    cluster.remove_node(victim, allow_graceful=False)
+                    while time.time() - t0 < 120 and any(
+                            n["NodeID"] == victim.node_id and n["Alive"] for n in ray.nodes()):
+                        time.sleep(0.5)
+                    report["node_declared_dead_after_s"] = round(time.time() - t0, 1)
+                    report["alive_nodes_after"] = sum(1 for n in ray.nodes() if n["Alive"])
+                    return
+            time.sleep(0.2)
+        report["error"] = "no trial reached its first checkpoint in time"
+    except Exception as exc:  # reported to the test, which fails on it
+        report["error"] = f"{type(exc).__name__}: {exc}"
+
+
+def main(store: str, port: int) -> int:
+    cluster = Cluster(initialize_head=True, connect=True,
+                      head_node_args={"num_cpus": 0, "gcs_server_port": port,
+                                      "include_dashboard": False})
+    report: dict = {"gcs_address": cluster.address}
+    try:
+        workers = [cluster.add_node(num_cpus=2, num_gpus=1) for _ in range(3)]
+        cluster.wait_for_nodes()
+        report["nodes_before"] = sum(1 for n in ray.nodes() if n["Alive"])
+        report["gpus_declared"] = ray.cluster_resources().get("GPU", 0)
+        spec = parse_spec(sweep(store), source="nodeloss.yaml")
+        killer = threading.Thread(target=kill_a_busy_node,
+                                  args=(cluster, workers, Path(store), report), daemon=True)
+        killer.start()
+        summary = run_sweep(spec, store_uri=store, progress=False)
+        killer.join(timeout=5)
+        report["summary"] = {k: summary.get(k) for k in ("to_run", "errors")}
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    print(json.dumps(report), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], int(sys.argv[2])))

@@ -1,0 +1,70 @@
+"""A worker node of a multi-node Ray cluster dies while its trials run: they are
+rescheduled on the surviving nodes, resume from their checkpoints, and the sweep completes
+with every step of every trial stored once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from equisweep.spec import parse_spec
+from equisweep.store import open_store
+from tests.reliability.conftest import free_port, raw_rows, wait_gone
+from tests.reliability.helpers import assert_curve_matches, reference_rows
+from tests.reliability.node_loss_script import sweep
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_trials_survive_the_loss_of_their_node(tmp_path):
+    store = tmp_path / "store"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.reliability.node_loss_script", str(store), str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=480)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"node-loss script timed out:\n{err[-3000:]}") from None
+    finally:
+        leftovers = wait_gone(rf"[:=]{port}\b", timeout=60)
+    assert proc.returncode == 0, err[-3000:]
+    assert not leftovers, f"Ray processes outlived the cluster: {leftovers}"
+    report = json.loads(out.strip().splitlines()[-1])
+    print("node-loss report:", report)
+    assert "error" not in report, report
+    assert report["nodes_before"] == 4 and report["gpus_declared"] == 3
+    assert report["removed_node"] and report["trial_pids_on_it"]
+    assert report["alive_nodes_after"] == 3
+    assert report["summary"] == {"to_run": 2, "errors": 0}
+
+    spec = parse_spec(sweep(str(store)), source="nodeloss.yaml")
+    trials = {t.key: t for t in spec.trials()}
+    s = open_store(store)
+    final = {t["key"]: t for t in s.trials(sweep="nodeloss").to_pylist()}
+    assert {k: t["status"] for k, t in final.items()} == dict.fromkeys(trials, "finished")
+    history = raw_rows(store, "trials")
+    retried = {r["key"] for r in history if r["status"] == "failed"}
+    # Exactly the trials that ran on the removed node were retried.
+    assert 1 <= len(retried) <= len(report["trial_pids_on_it"]), history
+    assert all(final[k]["attempt"] == 2 for k in retried)
+    metrics = s.metrics(sweep="nodeloss").to_pylist()
+    raw = Counter((r["key"], r["step"]) for r in raw_rows(store))
+    for key, trial in trials.items():
+        mine = [r for r in metrics if r["key"] == key]
+        assert_curve_matches(mine, reference_rows(trial.to_dict()), key)
+        if key in retried:
+            assert {r["attempt"] for r in mine} == {1, 2}  # resumed, not restarted
+    assert max(raw.values()) <= 2

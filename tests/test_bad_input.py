@@ -1,0 +1,265 @@
+"""Bad input across every user-facing surface: sweep YAMLs, CLI arguments, dataset folders,
+store paths and CSV tables. Each case must exit 2 with ONE line on stderr naming the field
+or path at fault, start no Ray, and write nothing anywhere (the test's folders, the data
+cache, the working directory).
+
+The sweep-YAML validator has its own gallery in tests/sweeps/bad/; the sweep cases here go
+through `equisweep run`, the command that would start Ray.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from equisweep.cli import main
+from tests.sweep.conftest import tiny_sweep_dict
+
+HERE = Path(__file__).parent
+
+
+def _sweep(name="ok", **overrides) -> dict:
+    d = tiny_sweep_dict(name, **overrides)
+    return d
+
+
+def _training(**kw) -> dict:
+    return dict({"batch_size": 4, "eval_every": 10, "checkpoint_every": 10}, **kw)
+
+
+# id -> sweep dict written to {tmp}/sweeps/<id>.yaml; `store` defaults to {tmp}/store
+SWEEPS = {
+    "name_slash": _sweep("a/b"),
+    "name_dotdot": _sweep(".."),
+    "grid_empty": _sweep(grid={"steps": [], "train_trajectories": [8], "seed": [0]}),
+    "budget_admits_no_trial": _sweep(budget={"flops": 1.0}),
+    "size_unknown_key": _sweep(families={"gatr": {"sizes": [{"width": 2, "depth": 1,
+                                                             "colour": 3}]}}),
+    "size_zero_width": _sweep(families={"gatr": {"sizes": [{"width": 0, "depth": 1}]}}),
+    "size_heads_do_not_divide": _sweep(families={"transformer": {"sizes": [
+        {"width": 10, "depth": 1, "heads": 3}]}}),
+    "family_unknown": _sweep(families={"resnet": {"sizes": [{"width": 2}]}}),
+    "wrong_type": _sweep(max_concurrent="two"),
+    "out_of_range": _sweep(training=_training(warmup=2)),
+    "unknown_top_key": _sweep(colour="red"),
+    "train_trajectories_above_pool": _sweep(
+        grid={"steps": [20], "train_trajectories": [999], "seed": [0]}),
+    "seed_not_int": _sweep(grid={"steps": [20], "train_trajectories": [8], "seed": ["a"]}),
+    "shape_unknown": _sweep(task={"name": "rigid_body", "trajectories": 12,
+                                  "shapes": ["sphere"]}),
+    "task_unknown": _sweep(task={"name": "pendulum", "trajectories": 12}),
+    "checkpoint_every_zero": _sweep(training=_training(checkpoint_every=0)),
+    "method_typo": _sweep(search={"method": "optuan", "samples_per_cell": 1,
+                                  "params": {"lr": {"loguniform": [1e-3, 1e-2]}}}),
+    "param_not_searchable": _sweep(search={"method": "random", "samples_per_cell": 1,
+                                           "params": {"momentum": {"uniform": [0, 1]}}}),
+    "store_is_a_file": _sweep(store="{tmp}/afile"),
+    "store_under_a_file": _sweep(store="{tmp}/afile/sub"),
+}
+EXPECT_SWEEP = {
+    "name_slash": "name: must match", "name_dotdot": "name: must match",
+    "grid_empty": "grid.steps", "budget_admits_no_trial": "budget.flops",
+    "size_unknown_key": "families.gatr.sizes[0]", "size_zero_width": "'width'",
+    "size_heads_do_not_divide": "families.transformer.sizes[0]",
+    "family_unknown": "families.resnet", "wrong_type": "max_concurrent",
+    "out_of_range": "training.warmup", "unknown_top_key": "colour",
+    "train_trajectories_above_pool": "grid.train_trajectories[0]",
+    "seed_not_int": "grid.seed[0]", "shape_unknown": "task.shapes",
+    "task_unknown": "task.name", "checkpoint_every_zero": "training.checkpoint_every",
+    "method_typo": "search.method", "param_not_searchable": "search.params.momentum",
+    "store_is_a_file": "{tmp}/afile", "store_under_a_file": "{tmp}/afile",
+}
+
+# (id, argv, text the one-line message must contain); {tmp}, {ds} are filled in.
+CASES = [(f"run_{k}", ["run", f"{{tmp}}/sweeps/{k}.yaml"], v) for k, v in EXPECT_SWEEP.items()]
+CASES += [
+    # sweep files that are not sweep data
+    ("run_object_tag", ["run", "{tmp}/sweeps/object_tag.yaml"], "object tags are refused"),
+    ("run_broken_yaml", ["run", "{tmp}/sweeps/broken.yaml"], "line 2"),
+    ("run_missing_file", ["run", "{tmp}/nope.yaml"], "{tmp}/nope.yaml"),
+    # run / resume / submit arguments
+    ("run_store_flag_is_a_file", ["run", "{tmp}/sweeps/good.yaml", "--store", "{tmp}/afile"],
+     "{tmp}/afile"),
+    ("run_store_flag_under_a_file",
+     ["run", "{tmp}/sweeps/good.yaml", "--store", "{tmp}/afile/sub"], "{tmp}/afile"),
+    ("run_data_dir_is_a_file",
+     ["run", "{tmp}/sweeps/good.yaml", "--data-dir", "{tmp}/afile"], "--data-dir"),
+    ("run_data_dir_under_a_file",
+     ["run", "{tmp}/sweeps/good.yaml", "--data-dir", "{tmp}/afile/x"], "--data-dir"),
+    ("run_unknown_flag", ["run", "{tmp}/sweeps/good.yaml", "--fast"], "--fast"),
+    ("resume_name_dotdot", ["resume", "../x", "--store", "{tmp}/store"], "'../x'"),
+    ("resume_name_slash", ["resume", "a/b", "--store", "{tmp}/store"], "'a/b'"),
+    ("resume_unknown_sweep", ["resume", "nosuch", "--store", "{tmp}/store"], "'nosuch'"),
+    ("resume_store_is_a_file", ["resume", "x", "--store", "{tmp}/afile"], "{tmp}/afile"),
+    ("submit_address_not_url",
+     ["submit", "{tmp}/sweeps/good.yaml", "--address", "not-a-url"], "--address"),
+    # data generate / info
+    ("data_negative_count", ["data", "generate", "--trajectories", "-5", "--out", "{tmp}/d"],
+     "--trajectories"),
+    ("data_count_not_int", ["data", "generate", "--trajectories", "many"], "--trajectories"),
+    ("data_bodies_min_above_max", ["data", "generate", "--bodies", "6", "3", "--out",
+                                   "{tmp}/d"], "--bodies"),
+    ("data_unknown_shape", ["data", "generate", "--shapes", "sphere", "--out", "{tmp}/d"],
+     "--shapes"),
+    ("data_too_few_frames", ["data", "generate", "--frames", "1", "--out", "{tmp}/d"],
+     "--frames"),
+    ("data_too_few_vertices", ["data", "generate", "--vertices", "2", "--out", "{tmp}/d"],
+     "--vertices"),
+    ("data_zero_workers", ["data", "generate", "--workers", "0", "--out", "{tmp}/d"],
+     "--workers"),
+    ("data_out_is_a_file", ["data", "generate", "--trajectories", "4", "--out", "{tmp}/afile"],
+     "{tmp}/afile"),
+    ("data_info_missing", ["data", "info", "{tmp}/nope"], "{tmp}/nope"),
+    ("data_info_a_file", ["data", "info", "{tmp}/afile"], "{tmp}/afile"),
+    ("data_info_not_a_dataset", ["data", "info", "{tmp}/notds"], "{tmp}/notds"),
+    ("data_info_corrupt_shard", ["data", "info", "{ds}/corrupt", "--verify"],
+     "{ds}/corrupt/train-00000.npz"),
+    ("data_info_missing_shard", ["data", "info", "{ds}/missing", "--verify"],
+     "{ds}/missing/train-00000.npz"),
+    ("data_info_damaged_manifest", ["data", "info", "{ds}/manifest"],
+     "{ds}/manifest/manifest.json"),
+    # store paths and queries
+    ("store_check_store_is_a_file", ["store", "check", "--store", "{tmp}/afile"],
+     "{tmp}/afile"),
+    ("store_check_no_store", ["store", "check", "--store", "{tmp}/nope"], "{tmp}/nope"),
+    ("query_store_is_a_file", ["query", "--store", "{tmp}/afile"], "{tmp}/afile"),
+    ("status_store_is_a_file", ["status", "--store", "{tmp}/afile"], "{tmp}/afile"),
+    ("query_unknown_sweep", ["query", "nosuch", "--store", "{tmp}/store"], "'nosuch'"),
+    ("query_name_escapes", ["query", "../etc", "--store", "{tmp}/store"], "'../etc'"),
+    ("query_where_syntax", ["query", "--where", "step===", "--store", "{tmp}/store"],
+     "--where"),
+    ("query_where_unknown_column", ["query", "--where", "nosuch > 1", "--store",
+                                    "{tmp}/store"], "'nosuch'"),
+    ("query_where_type", ["query", "--where", "step > 'a'", "--store", "{tmp}/store"],
+     "--where"),
+    ("query_unknown_column", ["query", "--columns", "nosuch", "--store", "{tmp}/store"],
+     "--columns"),
+    ("query_negative_limit", ["query", "--limit", "-1", "--store", "{tmp}/store"], "--limit"),
+    ("query_parquet_needs_output", ["query", "--format", "parquet", "--store", "{tmp}/store"],
+     "--output"),
+    ("query_output_folder_missing", ["query", "--output", "{tmp}/nodir/out.csv", "--store",
+                                     "{tmp}/store"], "{tmp}/nodir"),
+    ("query_output_is_a_folder", ["query", "--output", "{tmp}/notds", "--store",
+                                  "{tmp}/store"], "{tmp}/notds"),
+    ("query_bad_format", ["query", "--format", "xlsx", "--store", "{tmp}/store"], "--format"),
+    ("status_unknown_sweep", ["status", "nosuch", "--store", "{tmp}/store"], "'nosuch'"),
+    ("analyze_unknown_sweep", ["analyze", "nosuch", "--store", "{tmp}/store"], "'nosuch'"),
+    ("analyze_no_store", ["analyze", "x", "--store", "{tmp}/nope"], "{tmp}/nope"),
+    ("analyze_negative_bootstrap", ["analyze", "exists", "--store", "{tmp}/store",
+                                    "--bootstrap", "-1"], "--bootstrap"),
+    # fit tables
+    ("fit_missing_csv", ["fit", "--csv", "{tmp}/nope.csv", "--n", "N", "--d", "D", "--loss",
+                         "L"], "{tmp}/nope.csv"),
+    ("fit_csv_missing_columns", ["fit", "--csv", "{tmp}/ab.csv", "--n", "N", "--d", "D",
+                                 "--loss", "L"], "'N'"),
+    ("fit_non_positive", ["fit", "--csv", "{tmp}/neg.csv", "--n", "N", "--d", "D", "--loss",
+                          "L"], "--n"),
+    ("fit_drop_everything", ["fit", "--csv", "{tmp}/two.csv", "--n", "N", "--d", "D",
+                             "--loss", "L", "--drop-highest", "5"], "--drop-highest"),
+    ("fit_no_second_covariate", ["fit", "--csv", "{tmp}/two.csv", "--n", "N", "--loss", "L"],
+     "--d"),
+]
+
+
+def test_there_are_at_least_30_cases_across_classes():
+    assert len(CASES) >= 30
+    commands = {argv[0] for _, argv, _ in CASES}
+    assert commands >= {"run", "resume", "submit", "data", "store", "query", "status",
+                        "analyze", "fit"}
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    """A real (tiny) dataset, then three damaged copies: corrupt shard, missing shard,
+    garbage manifest."""
+    from equisweep.task import TaskConfig, ensure_dataset
+
+    root = tmp_path_factory.mktemp("datasets")
+    cfg = TaskConfig(trajectories=4, val_trajectories=2, test_trajectories=2, bodies=(3, 3),
+                     vertices=6, frames=8, seed=0)
+    good = ensure_dataset(cfg, cache_dir=root / "cache", workers=1, progress=False)
+    for name in ("corrupt", "missing", "manifest"):
+        shutil.copytree(good, root / name)
+    shard = root / "corrupt" / "train-00000.npz"
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    (root / "missing" / "train-00000.npz").unlink()
+    (root / "manifest" / "manifest.json").write_text("{not json")
+    return root
+
+
+@pytest.fixture
+def world(tmp_path, datasets, monkeypatch):
+    """Everything the cases point at, an empty cwd, and tripwires on starting Ray."""
+    import equisweep.sweep.session as session
+
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "notds").mkdir()
+    (tmp_path / "ab.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "neg.csv").write_text("N,D,L\n1,2,3\n-1,2,3\n5,6,7\n")
+    (tmp_path / "two.csv").write_text("N,D,L\n1,2,3\n2,3,4\n")
+    sweeps = tmp_path / "sweeps"
+    sweeps.mkdir()
+    for name, d in dict(SWEEPS, good=_sweep()).items():
+        d = dict(d)
+        d["store"] = d.get("store", "{tmp}/store").format(tmp=tmp_path)
+        (sweeps / f"{name}.yaml").write_text(yaml.safe_dump(d))
+    (sweeps / "object_tag.yaml").write_text(
+        f'!!python/object/apply:os.system ["touch {tmp_path}/pwned"]\n')
+    (sweeps / "broken.yaml").write_text("name: x\n  bad: [\n")
+    from tests.reliability.storerows import write_minimal_sweep
+
+    write_minimal_sweep(tmp_path / "store", "exists")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("EQUISWEEP_STORE", str(tmp_path / "default-store"))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("bad input reached Ray")
+
+    monkeypatch.setattr(session, "connect", no_ray)
+    import ray
+
+    monkeypatch.setattr(ray, "init", no_ray)
+    return tmp_path
+
+
+def _snapshot(*roots: Path) -> dict:
+    out = {}
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            for n in dirnames + filenames:
+                p = Path(dirpath) / n
+                st = p.lstat()
+                out[str(p)] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+@pytest.mark.parametrize("case_id, argv, expect", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_exits_2_with_one_line_and_no_side_effects(world, datasets, capsys,
+                                                               case_id, argv, expect):
+    fill = {"tmp": str(world), "ds": str(datasets)}
+    argv = [a.format(**fill) for a in argv]
+    expect = expect.format(**fill)
+    cache = Path(os.environ["EQUISWEEP_DATA"])
+    before = _snapshot(world, datasets, cache)
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own refusals
+        code = exc.code
+    out, err = capsys.readouterr()
+    assert code == 2, (argv, out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("equisweep"), lines[0]
+    assert expect in lines[0], (expect, lines[0])
+    assert out == ""
+    assert _snapshot(world, datasets, cache) == before
+    assert not (world / "pwned").exists()
