@@ -94,6 +94,8 @@ CASES += [
     ("resume_name_dotdot", ["resume", "../x", "--store", "{tmp}/store"], "'../x'"),
     ("resume_name_slash", ["resume", "a/b", "--store", "{tmp}/store"], "'a/b'"),
     ("resume_unknown_sweep", ["resume", "nosuch", "--store", "{tmp}/store"], "'nosuch'"),
+    ("resume_without_tune_state", ["resume", "notune", "--store", "{tmp}/store"],
+     "{tmp}/store/_tune/notune"),
     ("resume_store_is_a_file", ["resume", "x", "--store", "{tmp}/afile"], "{tmp}/afile"),
     ("submit_address_not_url",
      ["submit", "{tmp}/sweeps/good.yaml", "--address", "not-a-url"], "--address"),
@@ -215,6 +217,10 @@ def world(tmp_path, datasets, monkeypatch):
     from tests.reliability.storerows import write_minimal_sweep
 
     write_minimal_sweep(tmp_path / "store", "exists")
+    from equisweep.store import open_store
+
+    open_store(tmp_path / "store").write_sweep_meta("notune", {
+        "name": "notune", "tune_path": str(tmp_path / "store" / "_tune" / "notune")})
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     monkeypatch.chdir(cwd)

@@ -93,7 +93,10 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--tokens", type=int, default=128)
-    p.add_argument("--steps", type=int, default=5, help="timed steps per size (median)")
+    p.add_argument("--steps", type=int, default=3, help="timed steps per size and round")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="rounds over all sizes (interleaved, so load spikes hit all sizes); "
+                        "the step time is the median over every timed step of every round")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     p.add_argument("--only", nargs="*", choices=sorted(SIZES), default=None)
@@ -109,18 +112,23 @@ def main(argv=None) -> int:
     print("| size | family | size dict | params | FLOPs/step | step (s) | GFLOP/s | % peak |"
           " vs GATr v1.4.3 |")
     print("|---|---|---|---|---|---|---|---|---|")
+    times = {name: [] for name in names}
+    for _ in tqdm(range(args.rounds), desc="rounds", leave=False):
+        for name in tqdm(names, desc="sizes", leave=False):
+            family, size = SIZES[name]
+            times[name] += step_time(family, size, args.batch, args.tokens, args.steps,
+                                     args.clock)[1]
     rows = {}
-    for name in tqdm(names, desc="sizes", leave=False):
+    for name in names:
         family, size = SIZES[name]
-        med, _ = step_time(family, size, args.batch, args.tokens, args.steps, args.clock)
+        med = statistics.median(times[name])
         flops = count_flops(family, size, tokens=args.tokens, batch_size=args.batch)
         rate = flops / med
         rows[name] = rate
         ref = REFERENCE_S.get(name)
         vs = f"{ref:.2f} s -> {ref / med:.2f}x faster" if ref else ""
-        tqdm.write(f"| {name} | {family} | `{size}` | {count_params(family, size):,} | "
-                   f"{flops:.3g} | {med:.3f} | {rate / 1e9:.1f} | {100 * rate / peak:.0f}% |"
-                   f" {vs} |")
+        print(f"| {name} | {family} | `{size}` | {count_params(family, size):,} | "
+              f"{flops:.3g} | {med:.3f} | {rate / 1e9:.1f} | {100 * rate / peak:.0f}% | {vs} |")
     if "gatr-medium" in rows and "transformer-medium" in rows:
         print(f"\nGATr / transformer achieved FLOP/s at medium size: "
               f"{rows['gatr-medium'] / rows['transformer-medium']:.2f}")

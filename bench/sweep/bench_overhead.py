@@ -13,8 +13,13 @@ dataset generated beforehand into a shared cache, so neither side pays for gener
           Ray shutdown.
 - direct: `python bench_overhead.py _direct ...`, a fresh interpreter that runs
           `equisweep.train.run_trial` over the same configs in a 2-process pool (spawn: each
-          worker imports torch itself, as a Ray worker does; torch.set_num_threads(1)),
-          writing checkpoints like the trainable does. Timed as the whole command too.
+          worker imports torch itself, as a Ray worker does; torch.set_num_threads(1); the
+          workers run at Ray's worker niceness, +15 over the parent), writing checkpoints
+          like the trainable does. Timed as the whole command too.
+
+On a shared machine run it as `nice -n -15 python bench/sweep/...` (root): both sides' trial
+processes then run at niceness 0, level with the machine's other work, and Ray's daemons keep
+the priority over them that Ray gives them by default.
 
 Each repeat runs both sides back to back (alternating which goes first) on a fresh store.
 Reported: per-side wall time, the median over repeats, the ratio ray/direct, the 1-minute
@@ -70,6 +75,9 @@ def _init_worker() -> None:
     import torch
 
     torch.set_num_threads(1)
+    # Ray's raylet starts its workers `worker_niceness` (default 15) above itself; give the
+    # direct workers the same priority so a busy machine slows both sides alike.
+    os.nice(int(os.environ.get("RAY_worker_niceness", "15")))
 
 
 def _one_trial(args: tuple[dict, str, str]) -> dict:

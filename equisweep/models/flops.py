@@ -7,12 +7,15 @@ batch itself (no gradient) or whose other factor is a constant table counts 2x, 
 product of two constants counts 1x. Attention QK^T and AV are included. Element-wise work
 (norms, GELU, softmax, outer products, AdamW) is not counted.
 
-GATr's equivariant linear counts the dense (16 in + s_in) x (16 out + s_out) matmul it
-performs for the rho kind and (16 in) x (16 out) for the det kind, plus the token-independent
-weight expansion (out*in, 9) @ (9, 256). Its bilinear counts the dense 16x16x16 product
-kernels (geometric product and join, stacked as one (256, 32) matrix) applied to the outer
-product of each operand pair, 2 * 256 * 32 per pair forward and again backward, plus the two
-16x16 matrix-vector products of its backward.
+GATr's equivariant linear counts the dense (16 in) x (16 out) matmul it performs for each
+multivector kind, the small ones of the scalar paths ((in_mv + in_s) x out_s into the
+scalars, in_s x out_mv into the multivectors' scalar components), and the token-independent
+weight expansion (out*in, 9) @ (9, 256). The attention's q/k/v projection keeps only the
+components attention reads and uses the fused (16 in + s_in) x (kept columns) matrix.
+GATr's bilinear counts the dense 16x16x16 product kernels (geometric product and join,
+stacked as one (256, 32) matrix) applied to the outer product of each operand pair,
+2 * 256 * 32 per pair forward and again backward, plus the two 16x16 matrix-vector products
+of its backward.
 """
 
 from __future__ import annotations
@@ -30,14 +33,19 @@ def _equi_params(lin: Layout, lout: Layout, bias: bool = True) -> int:
 
 def _equi_flops(lin: Layout, lout: Layout, tokens: int, input_grad: bool = True,
                 cols: tuple[int, int] | None = None) -> int:
-    """cols: the (rho, det) output columns actually computed, when a layer drops some."""
+    """Training FLOPs of one EquiLinear on `tokens` tokens. cols: the (rho, det) output
+    columns computed by a layer that keeps only some (then the fused [mv | s] matrix is
+    used); otherwise one matmul per multivector kind and one for the scalar paths."""
     factor = 3 if input_grad else 2
-    out_e, out_o = cols if cols is not None else (lout.es, 16 * lout.co)
-    n = 0
-    if lin.es and lout.es:
-        n += factor * 2 * tokens * lin.es * out_e
-    if lin.co and lout.co:
-        n += factor * 2 * tokens * (16 * lin.co) * out_o
+
+    def mm(k: int, n: int) -> int:
+        return factor * 2 * tokens * k * n if k and n else 0
+
+    if cols is not None:
+        n = mm(lin.es, cols[0]) + mm(16 * lin.co, cols[1] if lout.co else 0)
+    else:
+        n = mm(16 * lin.ce, 16 * lout.ce) + mm(lin.ns, lout.ce)
+        n += mm(lin.ce + lin.ns, lout.ns) + mm(16 * lin.co, 16 * lout.co)
     # weight expansion: forward + gradient w.r.t. the weights (the basis is constant)
     n += 2 * 2 * 9 * 256 * (lin.ce * lout.ce + lin.co * lout.co)
     return n

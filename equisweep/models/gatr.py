@@ -16,9 +16,10 @@ the floor plane (through floor_point, normal up), `up` and the displacements x1 
 c1 - c0, x1 - c1 as translations (rho kind), and invariant scalars (heights above the
 floor, displacement lengths). Body identity enters only through a learned per-head
 attention bias between tokens of the same body, so relabelling bodies changes nothing.
-The prediction is x1 + d, with d the e1, e2, e3 (plane-normal) part of a rho-kind output
-channel: a translation-invariant vector that rotates and reflects with R, which makes
-model(g . batch) = g . model(batch) exact for every g in E(3).
+The prediction is x1 + d with d = p - w x1 read from the trivector part (p, w = e123) of a
+det-kind output channel: if that channel is the point y, d = y - x1; in general d is
+translation invariant and moves with R, so model(g . batch) = g . model(batch) exactly for
+every g in E(3), and no division by w is needed. (Like GATr, no norm before the readout.)
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from equisweep.models.gatr_layers import (
 from equisweep.models.pga.embed import embed_plane, embed_point, embed_translation
 
 INPUT = Layout(5, 4, 8)  # plane, up, 3 translations | 8 invariants | x0, x1, c0, c1
-OUTPUT = Layout(1, 0, 0)
+OUTPUT = Layout(0, 1, 0)  # one det-kind channel: a homogeneous point w e123 + ...
 SIZE_KEYS = {"width": None, "depth": None, "scalars": None, "heads": None}
 
 
@@ -100,7 +101,7 @@ class GATr(nn.Module):
         layout = self.dims.layout
         self.inp = EquiLinear(INPUT, layout)
         self.blocks = nn.ModuleList(GATrBlock(self.dims) for _ in range(self.dims.depth))
-        self.out = EquiLinear(layout, OUTPUT)
+        self.out = EquiLinear(layout, OUTPUT, gain=0.1)
 
     @staticmethod
     def embed(batch: dict) -> tuple[torch.Tensor, dict]:
@@ -132,6 +133,16 @@ class GATr(nn.Module):
         h = self.inp(h)
         for block in self.blocks:
             h = block(h, mask, same_body)
-        out = self.out(equi_layer_norm(h, self.dims.layout))
-        pred = pts["x1"] + out[..., 2:5]
+        out = self.out(h)
+        x1 = pts["x1"]
+        pred = x1 + point_offset(out, x1)
         return torch.where(mask[..., None], pred, 0.0)
+
+
+def point_offset(mv: torch.Tensor, origin: torch.Tensor) -> torch.Tensor:
+    """p - w origin for the trivector part (p, w = e123) of a det-kind multivector: the
+    displacement from `origin` to the point p / w, times w, with no division. It is
+    translation invariant and moves with R under every g in E(3); for mv = point(y) it is
+    y - origin."""
+    coords = torch.stack([-mv[..., 13], mv[..., 12], -mv[..., 11]], -1)
+    return coords - mv[..., 14:15] * origin

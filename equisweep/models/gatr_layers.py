@@ -11,7 +11,8 @@ carry), while planes and translations map to +rho_u(.). Keeping the two kinds ap
 included, on raw coordinates. Products follow the parity rules
   geometric product: kind(x) xor kind(y),  join: kind(x) xor kind(y) xor 1
 (the join picks up det(u); GATr fixes that with a reference multivector, here the kind
-absorbs it). With co = 0 everything is plain GATr.
+absorbs it). Linear maps, norms and gates keep the kind; attention pairs channels of equal
+kind.
 
 Every equivariant linear map is a token-independent weight expansion followed by ONE dense
 matmul per kind: [mv_e | s] @ A_e and mv_o @ A_o.
@@ -115,31 +116,53 @@ class EquiLinear(nn.Module):
 
     def forward(self, h: torch.Tensor, cols_e: torch.Tensor | None = None,
                 cols_o: torch.Tensor | None = None) -> torch.Tensor:
-        """[mv_e | s | mv_o] out; with cols_e / cols_o only those output columns of the two
-        kinds are computed (columns of the dense matrices are dropped before the matmul)."""
-        lin, lout = self.lin, self.lout
+        """[mv_e | s | mv_o] out. With cols_e / cols_o, only those output columns of the two
+        kinds are computed, from the fused matrices of `matrices` (columns dropped before
+        the matmul); otherwise see `_forward_split`."""
+        if cols_e is None and cols_o is None:
+            return self._forward_split(h)
+        lin = self.lin
         a_e, b_e, a_o = self.matrices(h)
-        if cols_e is not None:
-            a_e = a_e.index_select(1, cols_e)
-            b_e = b_e.index_select(0, cols_e) if b_e is not None else None
-        if cols_o is not None:
-            a_o = a_o.index_select(1, cols_o)
-        n_e = a_e.shape[1] if a_e is not None else lout.es
-        n_o = a_o.shape[1] if a_o is not None else 16 * lout.co
+        a_e = a_e.index_select(1, cols_e)
+        b_e = b_e.index_select(0, cols_e) if b_e is not None else None
+        a_o = a_o.index_select(1, cols_o)
         lead = h.shape[:-1]
         h_e, h_o = torch.split(h, [lin.es, 16 * lin.co], -1)
+        out_e = (torch.addmm(b_e, h_e.reshape(-1, lin.es), a_e).reshape(*lead, -1)
+                 if b_e is not None else h_e @ a_e)
+        return torch.cat([out_e, h_o @ a_o], -1)
+
+    def _forward_split(self, h: torch.Tensor) -> torch.Tensor:
+        """ONE dense matmul per kind for the multivectors, (16 in) x (16 out) from the 9
+        basis maps, and one small matmul for what reaches or leaves the scalars: the
+        scalar channels and the multivectors' scalar components (the fused matrix of
+        `matrices` would multiply mostly zeros there)."""
+        lin, lout = self.lin, self.lout
+        lead = h.shape[:-1]
+        mv_e, s, mv_o = torch.split(h, [16 * lin.ce, lin.ns, 16 * lin.co], -1)
         parts = []
-        if n_e:
-            if a_e is None:
-                out_e = h.new_zeros(*lead, n_e)
-                out_e = out_e + b_e if b_e is not None else out_e
-            elif b_e is not None:
-                out_e = torch.addmm(b_e, h_e.reshape(-1, lin.es), a_e).reshape(*lead, n_e)
+        if lout.ce:
+            out_mv = (mv_e @ expand_weights(self.w_e) if self.w_e is not None
+                      else h.new_zeros(*lead, 16 * lout.ce))
+            scal = out_mv.view(*lead, lout.ce, 16)[..., 0]  # in-place: mm saved no output
+            if self.w_s2mv is not None:
+                scal += s @ self.w_s2mv
+            if self.bias is not None:
+                scal += self.bias[: lout.ce]
+            parts.append(out_mv)
+        if lout.ns:
+            blocks = [w for w in (self.w_mv2s, self.w_s2s) if w is not None]
+            if blocks:
+                inv = torch.cat([mv_e.view(*lead, lin.ce, 16)[..., 0], s], -1)
+                out_s = inv @ torch.cat(blocks)
             else:
-                out_e = h_e @ a_e
-            parts.append(out_e)
-        if n_o:
-            parts.append(h_o @ a_o if a_o is not None else h.new_zeros(*lead, n_o))
+                out_s = h.new_zeros(*lead, lout.ns)
+            if self.bias is not None:
+                out_s = out_s + self.bias[lout.ce:]
+            parts.append(out_s)
+        if lout.co:
+            parts.append(mv_o @ expand_weights(self.w_o) if self.w_o is not None
+                         else h.new_zeros(*lead, 16 * lout.co))
         return parts[0] if len(parts) == 1 else torch.cat(parts, -1)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -77,7 +78,7 @@ def get_family(name) -> Family:
 
 
 def _integer(family: str, key: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != int(value):
         raise UserError(f"{family} size: {key!r} must be an integer, got {value!r}")
     value = int(value)
     if key in _POSITIVE and value < 1:
@@ -102,10 +103,10 @@ def validate_size(family: str, size) -> dict:
         if key in size:
             value = size[key]
             if isinstance(default, bool):
-                if not isinstance(value, bool):
+                if type(value).__name__ not in ("bool", "bool_"):  # also numpy's bool
                     raise UserError(f"{family} size: {key!r} must be true or false, "
                                     f"got {value!r}")
-                out[key] = value
+                out[key] = bool(value)
             else:
                 out[key] = _integer(family, key, value)
         elif default is not None:

@@ -8,6 +8,16 @@ import sys
 from equisweep.store.cli_common import add_store_argument, check_sweep, open_for_reading
 
 FORMATS = ("table", "csv", "json", "parquet")
+# A terminal table of every column is unreadable; csv/json/parquet keep them all.
+TABLE_COLUMNS = {
+    "final": ("sweep", "key", "family", "n_params", "steps", "train_trajectories", "augment",
+              "seed", "status", "step", "flops", "wall_s", "train_loss", "val_loss",
+              "test_loss"),
+    "trials": ("sweep", "key", "family", "n_params", "steps", "train_trajectories", "augment",
+               "seed", "status", "attempt", "node", "error"),
+    "metrics": ("sweep", "key", "attempt", "step", "samples", "epochs", "flops", "wall_s",
+                "train_loss", "val_loss", "lr", "test_loss"),
+}
 
 
 def add_arguments(parser) -> None:
@@ -20,18 +30,24 @@ def add_arguments(parser) -> None:
                       help="one row per trial: its latest status row")
     parser.add_argument("--where", metavar="EXPR",
                         help="filter, e.g. \"family == 'gatr' and steps >= 800\"")
-    parser.add_argument("--columns", metavar="A,B", help="comma-separated columns to show")
+    parser.add_argument("--columns", metavar="A,B",
+                        help="comma-separated columns to show, or 'all' (the table format "
+                             "shows a compact set by default; other formats show all)")
     parser.add_argument("--limit", type=int, metavar="N", help="show at most N rows")
     parser.add_argument("--format", choices=FORMATS, default="table",
                         help="output format (default: table; parquet needs --output)")
     parser.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
 
 
-def _select(table, columns_arg: str | None):
+def _select(table, columns_arg: str | None, default: tuple[str, ...] | None = None):
     from equisweep.errors import UserError
 
-    if not columns_arg:
+    if columns_arg and columns_arg.strip() == "all":
         return table
+    if not columns_arg:
+        if default is None:
+            return table
+        return table.select([c for c in default if c in table.column_names])
     wanted = [c.strip() for c in columns_arg.split(",") if c.strip()]
     if not wanted:
         raise UserError(f"--columns {columns_arg!r} names no column")
@@ -103,12 +119,13 @@ def run(args) -> int:
     store = open_for_reading(args)
     check_sweep(store, args.name)
     if args.final:
-        table = store.final(args.name, where=args.where)
+        table, view = store.final(args.name, where=args.where), "final"
     elif args.trials:
-        table = store.trials(args.name, where=args.where)
+        table, view = store.trials(args.name, where=args.where), "trials"
     else:
-        table = store.metrics(args.name, where=args.where)
-    table = _select(table, args.columns)
+        table, view = store.metrics(args.name, where=args.where), "metrics"
+    default = TABLE_COLUMNS[view] if args.format == "table" and not args.output else None
+    table = _select(table, args.columns, default)
     if args.limit is not None:
         table = table.slice(0, args.limit)
     data = _render(table, args.format)

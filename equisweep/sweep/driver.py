@@ -218,13 +218,14 @@ def resume_sweep(name: str, *, store_uri: str, address: str | None = None,
         raise UserError(f"sweep {name!r}: no record of it in the store at {store_uri}")
     path = meta["tune_path"]
     _check_folders(store_uri, meta.get("data_dir"))
+    from ray import tune
+
+    # Checked on storage alone, before Ray starts.
+    if not tune.Tuner.can_restore(path):
+        raise UserError(f"sweep {name!r}: no Ray Tune experiment state at {path}")
     from equisweep.sweep.session import connect
 
     connect(address)
-    from ray import tune
-
-    if not tune.Tuner.can_restore(path):
-        raise UserError(f"sweep {name!r}: no Ray Tune experiment state at {path}")
     from equisweep.spec import parse_spec
 
     spec = parse_spec(meta["spec"], source=meta.get("source") or name)

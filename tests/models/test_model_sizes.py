@@ -51,6 +51,15 @@ def test_bad_sizes_name_the_key(family, size, needle):
         build_model(family, size)
 
 
+def test_numpy_numbers_are_accepted_and_normalised():
+    import numpy as np
+
+    size = validate_size("transformer", {"width": np.int64(32), "depth": np.float64(2.0),
+                                         "multi_query": np.bool_(False)})
+    assert size["width"] == 32 and type(size["width"]) is int
+    assert size["multi_query"] is False
+
+
 def test_unknown_family_names_the_known_ones():
     with pytest.raises(UserError, match="'mlp'.*gatr, transformer"):
         build_model("mlp", {"width": 8, "depth": 1})

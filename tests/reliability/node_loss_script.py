@@ -1,8 +1,8 @@
 """Node loss on a local multi-node Ray cluster (run as its own process by test_node_loss.py).
 
 Builds a `ray.cluster_utils.Cluster` (a head with no CPUs, three worker nodes declaring
-one GPU each), runs a sweep whose trials ask for `gpu: 0.5`, and once a trial has stored
-rows past its first checkpoint, removes the worker node that trial runs on, ungracefully.
+one GPU each), runs a sweep whose trials ask for `gpu: 0.5`, and once a running trial has
+stored the rows of its first checkpoint, removes the worker node it runs on, ungracefully.
 Prints one JSON line: what was removed and when.
 
 usage: python -m tests.reliability.node_loss_script STORE PORT
@@ -11,6 +11,7 @@ usage: python -m tests.reliability.node_loss_script STORE PORT
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -29,7 +30,9 @@ TRAINABLE = "ImplicitFunc"  # the actor class Ray Tune runs function trainables 
 def sweep(store: str) -> dict:
     d = reliability_sweep("nodeloss", samples=2)
     d["families"] = {"gatr": d["families"]["gatr"]}
-    d.update(resources={"cpu": 1, "gpu": 0.5}, max_concurrent=2, retries=2, store=store)
+    # Until Ray declares the lost node dead (~15 s of failed health checks) a retry may be
+    # placed on it again; each such attempt costs a retry.
+    d.update(resources={"cpu": 1, "gpu": 0.5}, max_concurrent=2, retries=4, store=store)
     return d
 
 
@@ -38,27 +41,41 @@ def running_trials() -> list[dict]:
     return [a for a in actors if TRAINABLE in a["ActorClassName"]]
 
 
-def kill_a_busy_node(cluster: Cluster, workers: list, store: Path, report: dict) -> None:
+def trial_key_of(pid: int, keys: list[str]) -> str | None:
+    """The trial a worker runs: Tune runs it inside the trial's folder, named after it."""
+    try:
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return None
+    return next((k for k in keys if k[:8] in Path(cwd).name), None)
+
+
+def kill_a_busy_node(cluster: Cluster, workers: list, store: Path, keys: list[str],
+                     report: dict) -> None:
     try:
         deadline = time.time() + 300
         while time.time() < deadline:
-            # A trial has stored its first checkpoint's rows (steps 10 and 20).
-            if any(r["step"] >= 20 for r in raw_rows(store)):
-                busy = {a["Address"]["NodeID"]: a for a in running_trials()}
-                victim = next((n for n in workers if n.node_id in busy), None)
-                if victim is not None:
-                    report["removed_node"] = victim.node_id
-                    report["trial_pids_on_it"] = [a["Pid"] for a in running_trials()
-                                                  if a["Address"]["NodeID"] == victim.node_id]
-                    report["rows_stored_before"] = len(raw_rows(store))
-                    t0 = time.time()
-                    cluster.remove_node(victim, allow_graceful=False)
-                    while time.time() - t0 < 120 and any(
-                            n["NodeID"] == victim.node_id and n["Alive"] for n in ray.nodes()):
-                        time.sleep(0.5)
-                    report["node_declared_dead_after_s"] = round(time.time() - t0, 1)
-                    report["alive_nodes_after"] = sum(1 for n in ray.nodes() if n["Alive"])
-                    return
+            # A running trial whose first checkpoint's rows (steps 10 and 20) are stored.
+            checkpointed = {r["key"] for r in raw_rows(store) if r["step"] >= 20}
+            for actor in running_trials():
+                key = trial_key_of(actor["Pid"], keys)
+                node = next((n for n in workers
+                             if n.node_id == actor["Address"]["NodeID"]), None)
+                if key not in checkpointed or node is None:
+                    continue
+                report["removed_node"] = node.node_id
+                report["checkpointed_trial_on_it"] = key
+                report["trial_pids_on_it"] = [a["Pid"] for a in running_trials()
+                                              if a["Address"]["NodeID"] == node.node_id]
+                report["rows_stored_before"] = len(raw_rows(store))
+                t0 = time.time()
+                cluster.remove_node(node, allow_graceful=False)
+                while time.time() - t0 < 120 and any(
+                        n["NodeID"] == node.node_id and n["Alive"] for n in ray.nodes()):
+                    time.sleep(0.5)
+                report["node_declared_dead_after_s"] = round(time.time() - t0, 1)
+                report["alive_nodes_after"] = sum(1 for n in ray.nodes() if n["Alive"])
+                return
             time.sleep(0.2)
         report["error"] = "no trial reached its first checkpoint in time"
     except Exception as exc:  # reported to the test, which fails on it
@@ -76,8 +93,10 @@ def main(store: str, port: int) -> int:
         report["nodes_before"] = sum(1 for n in ray.nodes() if n["Alive"])
         report["gpus_declared"] = ray.cluster_resources().get("GPU", 0)
         spec = parse_spec(sweep(store), source="nodeloss.yaml")
+        keys = [t.key for t in spec.trials()]
         killer = threading.Thread(target=kill_a_busy_node,
-                                  args=(cluster, workers, Path(store), report), daemon=True)
+                                  args=(cluster, workers, Path(store), keys, report),
+                                  daemon=True)
         killer.start()
         summary = run_sweep(spec, store_uri=store, progress=False)
         killer.join(timeout=5)
