@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 from equisweep.errors import UserError
 
 logger = logging.getLogger(__name__)
+
+
+def use_token_if_available() -> None:
+    """Send the cluster's auth token when one is at hand, as `ray job submit` does.
+
+    Ray's clients attach a token only in token mode; a user who set RAY_AUTH_MODE keeps
+    their choice. It must run before Ray reads its config, i.e. before `import ray`. The
+    token goes only to the cluster the user named; it is never copied into job envs, the
+    store or logs.
+    """
+    if os.environ.get("RAY_AUTH_MODE"):
+        return
+    token_file = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or "~/.ray/auth_token").expanduser()
+    if os.environ.get("RAY_AUTH_TOKEN") or token_file.is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def connect(address: str | None = None, *, num_cpus: int | None = None, quiet: bool = True):
@@ -16,11 +32,13 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, quiet: b
     A local Ray binds its dashboard to 127.0.0.1 only: an embedded cluster is a private
     one, never exposed on the machine's network interfaces.
     """
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address not in (None, "local"):
+        use_token_if_available()
     import ray
 
     if ray.is_initialized():
         return ray.get_runtime_context()
-    address = address or os.environ.get("RAY_ADDRESS") or None
     kwargs = dict(
         logging_level=logging.WARNING if quiet else logging.INFO,
         log_to_driver=not quiet,

@@ -9,7 +9,6 @@ places `ray job submit` does; the token is never put in the job's entrypoint or 
 from __future__ import annotations
 
 import asyncio
-import os
 import shlex
 import shutil
 import tempfile
@@ -21,21 +20,10 @@ from equisweep.errors import UserError
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
 
-def _use_token_if_available() -> None:
-    """Send the cluster token when one is at hand, as Ray's own CLI does.
-
-    Ray's client only attaches a token in token mode; a user who set RAY_AUTH_MODE keeps
-    their choice. Must run before Ray reads its config, i.e. before ray is imported.
-    """
-    if os.environ.get("RAY_AUTH_MODE"):
-        return
-    token_file = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or "~/.ray/auth_token").expanduser()
-    if os.environ.get("RAY_AUTH_TOKEN") or token_file.is_file():
-        os.environ["RAY_AUTH_MODE"] = "token"
-
-
 def _client(address: str):
-    _use_token_if_available()
+    from equisweep.sweep.session import use_token_if_available
+
+    use_token_if_available()
     from ray.job_submission import JobSubmissionClient
 
     try:

@@ -71,6 +71,21 @@ def test_equilinear(dtype):
     assert run_check(layer, L, lout, dtype) < TOL[dtype]
 
 
+def test_equilinear_fused_and_split_paths_agree():
+    """The column-selecting (fused matrix) path and the default split path are one map."""
+    torch.manual_seed(4)
+    lout = Layout(2, 3, 4)
+    layer = EquiLinear(L, lout).double()
+    with torch.no_grad():
+        layer.bias.normal_()
+    h = torch.randn(B, T, L.width, dtype=torch.float64)
+    a_e, _, a_o = layer.matrices(h)
+    cols_e, cols_o = torch.arange(a_e.shape[1]), torch.arange(a_o.shape[1])
+    assert torch.allclose(layer(h, cols_e, cols_o), layer(h), atol=1e-12)
+    some = torch.tensor([0, 5, 17, 33])
+    assert torch.allclose(layer(h, some, cols_o)[..., :4], layer(h)[..., some], atol=1e-12)
+
+
 def test_equilinear_uses_all_nine_basis_maps():
     """Each basis map is reachable: zeroing one coefficient changes the output."""
     torch.manual_seed(0)

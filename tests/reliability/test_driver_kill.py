@@ -37,8 +37,9 @@ class Driver:
     def __init__(self, args: list[str], log: Path):
         env = {k: v for k, v in os.environ.items()
                if k != "RAY_ADDRESS" and not k.startswith("EQUISWEEP_FAULT")}
-        # Ray sends its token to an explicit --address only in token mode (its own rule).
-        env["RAY_AUTH_MODE"] = "token"
+        # No RAY_AUTH_MODE: `equisweep run/resume --address` must find ~/.ray/auth_token
+        # and use it by itself, as a user's shell would not set the variable either.
+        env.pop("RAY_AUTH_MODE", None)
         self.log = log
         self._out = open(log, "wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "equisweep.cli", *args],

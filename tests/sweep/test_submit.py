@@ -43,7 +43,8 @@ def head_node(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
          f"--port={gcs}", f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1",
-         "--num-cpus=2", "--include-dashboard=true", "--disable-usage-stats"],
+         "--num-cpus=2", "--include-dashboard=true", "--disable-usage-stats",
+         f"--ray-client-server-port={_free_port()}"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
@@ -51,8 +52,9 @@ def head_node(tmp_path):
     try:
         yield url, _wait_for_dashboard(url)
     finally:
-        # --block makes the ray start process own its cluster: SIGTERM stops just this one.
-        os.killpg(proc.pid, signal.SIGTERM)
+        # SIGTERM to `ray start --block` alone drains and stops just this cluster;
+        # signalling the whole group kills the GCS first and the drain hangs.
+        os.kill(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
