@@ -7,23 +7,12 @@ already finished in the store.
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from equisweep.errors import UserError
-
-
-@dataclass
-class Plan:
-    slots: list  # [Slot]
-    prior: dict  # cell key -> [(hparams, val_loss)] of finished trials (seeds Optuna)
-    done: int  # trials already finished in the store
-    skipped_budget: int
-    spent_flops: float
-    planned_flops: float
+from equisweep.sweep.plan import plan_sweep
 
 
 def tune_dir(store_uri: str) -> str:
@@ -31,71 +20,6 @@ def tune_dir(store_uri: str) -> str:
     if "://" in store_uri:
         return store_uri.rstrip("/") + "/_tune"
     return str(Path(store_uri).expanduser().resolve() / "_tune")
-
-
-def plan_sweep(spec, store) -> Plan:
-    from equisweep.sweep.searcher import Slot
-
-    finished = _finished_trials(store, spec.name)
-    cells = {_cell_identity(c.to_dict()): c for c in spec.cells()}
-    prior: dict[str, list] = {}
-    done_per_cell: dict[str, int] = {}
-    spent = 0.0
-    for cfg, val_loss in finished.values():
-        cell = cells.get(_cell_identity(cfg))
-        if cell is None:
-            continue  # a trial of an earlier version of the sweep file
-        done_per_cell[cell.key] = done_per_cell.get(cell.key, 0) + 1
-        spent += cell.flops
-        if val_loss is not None:
-            prior.setdefault(cell.key, []).append((cfg["hparams"], val_loss))
-
-    if spec.search.method == "optuna":
-        candidates = []
-        for cell in spec.cells():
-            left = spec.search.samples_per_cell - done_per_cell.get(cell.key, 0)
-            candidates += [(cell, Slot(cell.key, None))] * max(0, left)
-    else:
-        candidates = [
-            (t, Slot(t.cell_key, dict(t.hparams)))
-            for t in spec.trials() if t.key not in finished
-        ]
-    done = sum(done_per_cell.values())
-    skipped = []
-    if spec.budget is not None:
-        # Wrap each candidate: Optuna slots of one cell share the cell object.
-        costed = [_Costed(obj, slot) for obj, slot in candidates]
-        kept, skipped = spec.apply_budget(costed, spent)
-        candidates = [(k.obj, k.slot) for k in kept]
-    slots = [slot for _, slot in candidates]
-    cell_by_key = {c.key: c for c in spec.cells()}
-    planned = sum(cell_by_key[s.cell_key].flops for s in slots)
-    return Plan(slots, prior, done, len(skipped), spent, planned)
-
-
-class _Costed:
-    def __init__(self, obj, slot):
-        self.obj, self.slot = obj, slot
-        self.total_flops = obj.total_flops
-
-
-def _cell_identity(d: dict) -> str:
-    return json.dumps([d["family"], d["size"], d["steps"], d["train_trajectories"],
-                       bool(d["augment"]), d["seed"]], sort_keys=True)
-
-
-def _finished_trials(store, sweep: str) -> dict[str, tuple[dict, float | None]]:
-    """key -> (trial config, final val_loss) of trials whose latest status is finished."""
-    if sweep not in store.sweeps():
-        return {}
-    final = store.final(sweep=sweep).to_pylist()
-    out = {}
-    for row in final:
-        if row.get("status") != "finished":
-            continue
-        val = row.get("val_loss")
-        out[row["key"]] = (json.loads(row["config"]), None if val is None else float(val))
-    return out
 
 
 def run_sweep(spec, *, store_uri: str | None = None, address: str | None = None,
@@ -218,6 +142,9 @@ def resume_sweep(name: str, *, store_uri: str, address: str | None = None,
         raise UserError(f"sweep {name!r}: no record of it in the store at {store_uri}")
     path = meta["tune_path"]
     _check_folders(store_uri, meta.get("data_dir"))
+    from equisweep.sweep.session import prepare
+
+    prepare(address)  # before Ray is imported: Ray reads its auth mode once
     from ray import tune
 
     # Checked on storage alone, before Ray starts.

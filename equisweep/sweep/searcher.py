@@ -9,19 +9,11 @@ Its whole state pickles, so `Tuner.restore` resumes the search where it stopped.
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass
 
 from ray.tune.search import Searcher
 
 from equisweep.sweep import faults
-
-
-@dataclass
-class Slot:
-    """One planned trial: a cell, and either fixed hparams (grid/random) or None (ask Optuna)."""
-
-    cell_key: str
-    hparams: dict | None
+from equisweep.sweep.plan import Slot
 
 
 class CellSearcher(Searcher):

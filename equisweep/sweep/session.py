@@ -26,15 +26,21 @@ def use_token_if_available() -> None:
         os.environ["RAY_AUTH_MODE"] = "token"
 
 
+def prepare(address: str | None) -> str | None:
+    """Resolve where to run and set up auth for it; call before anything imports Ray."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address not in (None, "local"):
+        use_token_if_available()
+    return address
+
+
 def connect(address: str | None = None, *, num_cpus: int | None = None, quiet: bool = True):
     """Join `address`, the cluster of a Ray job ($RAY_ADDRESS), or start a local Ray.
 
     A local Ray binds its dashboard to 127.0.0.1 only: an embedded cluster is a private
     one, never exposed on the machine's network interfaces.
     """
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    if address not in (None, "local"):
-        use_token_if_available()
+    address = prepare(address)
     import ray
 
     if ray.is_initialized():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from equisweep.spec import load_spec
 from equisweep.store import open_store
-from equisweep.sweep.driver import plan_sweep
+from equisweep.sweep.plan import plan_sweep
 
 
 def _grid(**kw):
@@ -66,3 +66,18 @@ def _finished_row(sweep, t):
             "hparams": json.dumps(t.hparams, sort_keys=True),
             "config": json.dumps(t.to_dict(), sort_keys=True), "status": "finished",
             "attempt": 1, "node": "test", "error": "", "started_at": now, "ended_at": now}
+
+
+def test_planning_never_imports_ray(write_sweep):
+    """Ray is imported only once there is something to run: a resubmitted, finished sweep
+    starts no cluster, and `--address` can still switch Ray's client to token mode."""
+    import subprocess
+    import sys
+
+    path = write_sweep()
+    code = ("import sys; from equisweep.spec import load_spec; "
+            "from equisweep.sweep.plan import plan_sweep; from equisweep.store import open_store; "
+            f"s = load_spec({str(path)!r}); plan_sweep(s, open_store(s.store)); "
+            "import equisweep.sweep.driver; print('ray' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr[-2000:]
