@@ -30,3 +30,23 @@ def ray_session():
         )
     yield ray
     ray.shutdown()
+
+
+def ray_head_env() -> dict:
+    """Environment for a test's own `ray start --head`: token auth on, with a token on disk.
+
+    `ray start` turns token auth on only when a token already exists (`ray.init` makes one),
+    so on a fresh machine a test cluster would otherwise run without auth, depending on
+    which test happened to run first.
+    """
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    token = Path(env.get("RAY_AUTH_TOKEN_PATH") or "~/.ray/auth_token").expanduser()
+    if not env.get("RAY_AUTH_TOKEN") and not token.is_file():
+        subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "get-auth-token",
+                        "--generate"], env=env, capture_output=True, check=True)
+    env["RAY_AUTH_MODE"] = "token"
+    return env

@@ -44,7 +44,8 @@ def submit_sweep(spec, sweep_path: str, *, address: str, store: str,
         runtime_env: dict = {"working_dir": str(workdir)}
         if pip:
             runtime_env["pip"] = list(pip)
-        job_id = client.submit_job(
+        job_id = _submit_with_retry(
+            client, address,
             entrypoint=entrypoint,
             runtime_env=runtime_env,
             submission_id=job_id or f"equisweep-{spec.name}-{int(time.time())}",
@@ -53,6 +54,24 @@ def submit_sweep(spec, sweep_path: str, *, address: str, store: str,
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return job_id, f"{address.rstrip('/')}/#/jobs/{job_id}"
+
+
+def _submit_with_retry(client, address: str, timeout: float = 90.0, **job) -> str:
+    """A head node that just started answers 500 "no available agent ... try again later"
+    until its job agent is up: wait for it rather than fail the submission."""
+    deadline = time.time() + timeout
+    delay = 0.5
+    while True:
+        try:
+            return client.submit_job(**job)
+        except RuntimeError as exc:
+            msg = " ".join(str(exc).split())
+            transient = "try again later" in msg or "No available agent" in msg
+            if not transient or time.time() + delay > deadline:
+                raise UserError(f"--address {address}: job submission failed ({msg[:300]})")\
+                    from None
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
 
 
 def follow(address: str, job_id: str, out=print) -> str:

@@ -16,6 +16,7 @@ import pyarrow.dataset as pads
 import pytest
 import yaml
 
+from tests.conftest import ray_head_env
 from tests.sweep.conftest import tiny_sweep_dict
 
 RAY_PROCESS_NAMES = ("raylet", "gcs_server", "default_worker", "dashboard", "log_monitor",
@@ -95,7 +96,7 @@ def head_cluster(tmp_path_factory):
     that names this cluster's GCS port outlives it.
     """
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env = ray_head_env()
     log = tmp_path_factory.mktemp("head") / "ray-start.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(

@@ -14,6 +14,7 @@ import urllib.request
 import pytest
 
 from equisweep.store import open_store
+from tests.conftest import ray_head_env
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +40,7 @@ def _wait_for_dashboard(url: str, timeout: float = 90) -> int:
 @pytest.fixture
 def head_node(tmp_path):
     gcs, dash = _free_port(), _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
+    env = ray_head_env()
     proc = subprocess.Popen(
         [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
          f"--port={gcs}", f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1",
