@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -39,8 +44,6 @@ def ray_head_env() -> dict:
     so on a fresh machine a test cluster would otherwise run without auth, depending on
     which test happened to run first.
     """
-    import subprocess
-    import sys
     from pathlib import Path
 
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
@@ -50,3 +53,39 @@ def ray_head_env() -> dict:
                         "--generate"], env=env, capture_output=True, check=True)
     env["RAY_AUTH_MODE"] = "token"
     return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def ray_head(*args: str, log=None):
+    """A test's own Ray cluster: `ray start --head --block` in its own process group.
+
+    On exit only the `ray start` process gets SIGTERM: it drains the node through the GCS
+    and stops its children; signalling the whole group kills the GCS first and the drain
+    hangs (a minute) before anything is stopped.
+    """
+    out = open(log, "wb") if log else subprocess.DEVNULL
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
+         "--num-cpus=2", "--disable-usage-stats", f"--ray-client-server-port={free_port()}",
+         # Fixed default ports collide with any other Ray on the machine (the session's own
+         # local Ray, a user's): the job agent's 52365 most visibly ("no available agent").
+         f"--dashboard-agent-listen-port={free_port()}", *args],
+        env=ray_head_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        yield proc
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        if log:
+            out.close()

@@ -7,8 +7,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,17 +14,11 @@ import pyarrow.dataset as pads
 import pytest
 import yaml
 
-from tests.conftest import ray_head_env
+from tests.conftest import free_port, ray_head
 from tests.sweep.conftest import tiny_sweep_dict
 
 RAY_PROCESS_NAMES = ("raylet", "gcs_server", "default_worker", "dashboard", "log_monitor",
                      "runtime_env", "monitor.py")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def reliability_sweep(name: str, *, steps: int = 60, samples: int = 2, **overrides) -> dict:
@@ -96,30 +88,12 @@ def head_cluster(tmp_path_factory):
     that names this cluster's GCS port outlives it.
     """
     port = free_port()
-    env = ray_head_env()
     log = tmp_path_factory.mktemp("head") / "ray-start.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
-             f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-             f"--ray-client-server-port={free_port()}",
-             "--disable-usage-stats"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
     address = f"127.0.0.1:{port}"
     marker = rf"[:=]{port}\b"  # raylet/workers: --gcs-address=IP:PORT, GCS: --..port=PORT
-    try:
+    with ray_head(f"--port={port}", "--include-dashboard=false", log=log) as proc:
         _wait_for_gcs(port, proc, log)
         yield address, marker
-    finally:
-        # SIGTERM to `ray start` alone: it drains the node through the GCS, then stops its
-        # children. Signalling the whole group kills the GCS first and the drain hangs.
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
     orphans = [p for p in wait_gone(marker) if any(n in p[1] for n in RAY_PROCESS_NAMES)]
     for pid, _ in orphans:
         os.kill(pid, signal.SIGKILL)  # clean up, then fail loudly

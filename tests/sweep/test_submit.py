@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,15 +12,9 @@ import urllib.request
 import pytest
 
 from equisweep.store import open_store
-from tests.conftest import ray_head_env
+from tests.conftest import free_port, ray_head
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_for_dashboard(url: str, timeout: float = 90) -> int:
@@ -38,28 +30,12 @@ def _wait_for_dashboard(url: str, timeout: float = 90) -> int:
 
 
 @pytest.fixture
-def head_node(tmp_path):
-    gcs, dash = _free_port(), _free_port()
-    env = ray_head_env()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
-         f"--port={gcs}", f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1",
-         "--num-cpus=2", "--include-dashboard=true", "--disable-usage-stats",
-         f"--ray-client-server-port={_free_port()}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{dash}"
-    try:
+def head_node():
+    dash = free_port()
+    with ray_head(f"--port={free_port()}", f"--dashboard-port={dash}",
+                  "--dashboard-host=127.0.0.1", "--include-dashboard=true"):
+        url = f"http://127.0.0.1:{dash}"
         yield url, _wait_for_dashboard(url)
-    finally:
-        # SIGTERM to `ray start --block` alone drains and stops just this cluster;
-        # signalling the whole group kills the GCS first and the drain hangs.
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def test_submit_runs_the_sweep_as_a_ray_job(head_node, write_sweep, tmp_path):
