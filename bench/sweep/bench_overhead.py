@@ -25,7 +25,9 @@ Each repeat runs both sides back to back (alternating which goes first) on a fre
 Reported: per-side wall time, the median over repeats, the ratio ray/direct, the 1-minute
 load average before each run, and a breakdown of the Ray side (time to the first trial
 start, time after the last trial end, the trials' own training time) from the store's
-started_at/ended_at and wall_s columns. Results also go to WORKDIR/results.json.
+started_at/ended_at and wall_s columns, and the ratio at equal training speed (see
+`summarize`). Results also go to WORKDIR/results.json; reprint a summary of one with
+`python bench/sweep/bench_overhead.py --summarize WORKDIR/results.json`.
 """
 
 from __future__ import annotations
@@ -188,7 +190,51 @@ def fmt(r: dict) -> str:
             f"trial spans {r['trial_span_sum']:6.1f} s  training {r['train_wall_sum']:6.1f} s")
 
 
+def summarize(summary: dict) -> dict:
+    """Print and add the medians, the raw ratio, and the ratio at equal training speed.
+
+    The raw ratio carries whatever the machine's other load did to each run. The second one
+    does not: `outside` = wall - (training-loop time / 2 workers) is the time a side spent
+    on anything but the trials' optimizer steps (start-up, evaluation, checkpoints, Ray,
+    idle tails), and the equal-speed ratio is (D + outside_ray) / (D + outside_direct) with
+    D the shortest training makespan of the direct runs (other load only ever lengthens it,
+    and a shorter D makes a fixed overhead weigh more: the conservative choice).
+    """
+    results = summary["runs"]
+    sides = [s for s in ("ray", "direct") if any(r["side"] == s for r in results)]
+    print()
+    for side in sides:
+        runs = [r for r in results if r["side"] == side]
+        walls = [r["wall"] for r in runs]
+        summary[side] = statistics.median(walls)
+        summary[side + "_outside"] = statistics.median(
+            r["wall"] - r["train_wall_sum"] / 2 for r in runs)
+        print(f"{side:>6}: median wall {summary[side]:.1f} s over {len(walls)} runs "
+              f"({', '.join(f'{w:.1f}' for w in walls)}); median outside the training "
+              f"loop {summary[side + '_outside']:.1f} s")
+    if len(sides) == 2:
+        summary["ratio"] = summary["ray"] / summary["direct"]
+        pairs = []
+        for rep in sorted({r["repeat"] for r in results}):
+            w = {r["side"]: r["wall"] for r in results if r["repeat"] == rep}
+            if len(w) == 2:
+                pairs.append(w["ray"] / w["direct"])
+        d = min(r["train_wall_sum"] / 2 for r in results if r["side"] == "direct")
+        summary["ratio_equal_speed"] = ((d + summary["ray_outside"])
+                                        / (d + summary["direct_outside"]))
+        print(f" ratio: ray / direct = {summary['ratio']:.3f} of the medians; per repeat "
+              f"{', '.join(f'{x:.3f}' for x in pairs)}; at equal training speed "
+              f"{summary['ratio_equal_speed']:.3f} (D = {d:.1f} s); target <= 1.25")
+    print(f"  load: {os.getloadavg()[0]:.2f} now, "
+          f"{min(r['load'] for r in results):.2f}..{max(r['load'] for r in results):.2f}"
+          " before the runs")
+    return summary
+
+
 def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--summarize":
+        summarize(json.loads(Path(sys.argv[2]).read_text()))
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "_direct":
         direct_main(*sys.argv[2:6])
         return
@@ -220,19 +266,7 @@ def main() -> None:
                 r["repeat"] = rep
                 results.append(r)
                 tqdm.write(fmt(r))
-        summary = {"steps": args.steps, "repeats": args.repeats, "runs": results}
-        print()
-        for side in order:
-            walls = [r["wall"] for r in results if r["side"] == side]
-            summary[side] = statistics.median(walls)
-            print(f"{side:>6}: median wall {summary[side]:.1f} s over {len(walls)} runs "
-                  f"({', '.join(f'{w:.1f}' for w in walls)})")
-        if not args.only:
-            summary["ratio"] = summary["ray"] / summary["direct"]
-            print(f" ratio: ray / direct = {summary['ratio']:.3f} (target <= 1.25)")
-        print(f"  load: {os.getloadavg()[0]:.2f} now, "
-              f"{min(r['load'] for r in results):.2f}..{max(r['load'] for r in results):.2f}"
-              " before the runs")
+        summary = summarize({"steps": args.steps, "repeats": args.repeats, "runs": results})
         (work / "results.json").write_text(json.dumps(summary, indent=1))
     finally:
         if tmp:
