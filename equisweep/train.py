@@ -268,7 +268,7 @@ def iter_trial(
         with autocast():
             loss = masked_mse(model(batch), batch)
         if not torch.isfinite(loss):
-            row = _row(step + 1, batch_size, train_ds, flops, wall, float(loss), None, opt)
+            row = _row(step + 1, batch_size, train_ds, flops, wall, float(loss.detach()), None, opt)
             row.update(status="diverged", error=f"non-finite training loss at step {step + 1}")
             yield Emit(row=row, final=True)
             return
