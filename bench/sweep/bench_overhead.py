@@ -135,6 +135,11 @@ def run_ray(work: Path, rep: int) -> dict:
     statuses = [r["status"] for r in final]
     if len(final) != 16 or set(statuses) != {"finished"}:
         sys.exit(f"ray side: expected 16 finished trials, got {statuses}")
+    from equisweep.spec import trial_key
+
+    planned = {trial_key(c) for c in json.loads((work / "configs.json").read_text())}
+    if {r["key"] for r in final} != planned:
+        sys.exit("ray side: the trials Tune ran are not the configs the direct side runs")
     starts = [r["started_at"].timestamp() for r in final]
     ends = [r["ended_at"].timestamp() for r in final]
     shutil.rmtree(store, ignore_errors=True)
