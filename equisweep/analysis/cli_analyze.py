@@ -42,7 +42,9 @@ def run(args) -> int:
 
     if args.bootstrap < 0:
         raise UserError("--bootstrap must be ≥ 0")
-    store_uri = args.store or os.environ.get("EQUISWEEP_STORE") or "results"
+    from equisweep.store.cli_common import store_location
+
+    store_uri = store_location(args)
     out = args.out or default_out(store_uri, args.name)
     result = analyze_store(store_uri, args.name, out, n_boot=args.bootstrap, seed=args.seed,
                            workers=args.workers, png=not args.no_png, progress=True)
