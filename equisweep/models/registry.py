@@ -24,6 +24,8 @@ class Family:
     params: Callable[[dict], int]
     flops: Callable[[dict, int, int], int]
     check: Callable[[dict], None] = field(repr=False, default=lambda size: None)
+    equivariant: bool = False  # whether the model is exactly equivariant under `group`
+    group: str | None = None  # the symmetry group it respects by construction, e.g. "E(3)"
 
 
 def _check_gatr(size: dict) -> None:
@@ -57,7 +59,7 @@ FAMILIES: dict[str, Family] = {
                 {"width": 48, "depth": 6}, {"width": 64, "depth": 8},
                 {"width": 96, "depth": 10}, {"width": 128, "depth": 12}],
         model=gatr.GATr, params=flops.gatr_params, flops=flops.gatr_flops,
-        check=_check_gatr),
+        check=_check_gatr, equivariant=True, group="E(3)"),
     "transformer": Family(
         "transformer", dict(transformer.SIZE_KEYS),
         ladder=[{"width": 8, "depth": 1}, {"width": 16, "depth": 2}, {"width": 32, "depth": 2},
@@ -66,7 +68,8 @@ FAMILIES: dict[str, Family] = {
                 {"width": 384, "depth": 10}, {"width": 512, "depth": 12},
                 {"width": 768, "depth": 12}],
         model=transformer.Transformer, params=flops.transformer_params,
-        flops=flops.transformer_flops, check=_check_transformer),
+        flops=flops.transformer_flops, check=_check_transformer, equivariant=False,
+        group=None),
 }
 
 
