@@ -1,0 +1,159 @@
+"""Cells and trials: a grid point with its cost, and the concrete trial config a trainer gets.
+
+A cell is (family, size, steps, train_trajectories, augment, seed); every trial of a cell costs
+the same FLOPs: `count_flops(family, size, tokens=V_max, batch_size) * steps`, where V_max is
+the task's largest scene in vertex tokens. Evaluation passes are not counted: they are not
+training compute and are the same for every model at a given `eval_every`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from equisweep.errors import UserError
+from equisweep.spec.hparams import HPARAM_DEFAULTS
+from equisweep.spec.identity import canonical, trial_key
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One grid point; every trial of a cell costs the same FLOPs."""
+
+    family: str
+    size: dict
+    steps: int
+    train_trajectories: int
+    augment: bool
+    seed: int
+    n_params: int
+    flops_per_step: float
+    key: str  # hash of the cell's fields plus task and training: seeds its samplers
+
+    __hash__ = None  # type: ignore[assignment]  # size is a dict; use .key
+
+    @property
+    def flops(self) -> float:
+        """Training FLOPs of one trial of this cell."""
+        return self.flops_per_step * self.steps
+
+    total_flops = flops  # so apply_budget takes cells as well as trials
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "family": self.family,
+            "size": dict(self.size),
+            "steps": self.steps,
+            "train_trajectories": self.train_trajectories,
+            "augment": self.augment,
+            "seed": self.seed,
+            "n_params": self.n_params,
+            "flops_per_step": self.flops_per_step,
+            "flops": self.flops,
+            "key": self.key,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialConfig:
+    """A concrete trial: what the trainer receives (`to_dict()`) plus its cost."""
+
+    family: str
+    size: dict
+    steps: int
+    train_trajectories: int
+    augment: bool
+    seed: int
+    hparams: dict
+    task: dict
+    training: dict
+    n_params: int
+    flops_per_step: float
+    cell_key: str = ""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The trial config dict (DESIGN §7 `config`), canonical: what `key` hashes."""
+        return canonical(
+            {
+                "family": self.family,
+                "size": self.size,
+                "steps": self.steps,
+                "train_trajectories": self.train_trajectories,
+                "augment": self.augment,
+                "seed": self.seed,
+                "hparams": self.hparams,
+                "task": self.task,
+                "training": self.training,
+            }
+        )
+
+    @property
+    def key(self) -> str:
+        return trial_key(self.to_dict())
+
+    @property
+    def total_flops(self) -> float:
+        return self.flops_per_step * self.steps
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TrialConfig:
+        """Rebuild from a trial dict (e.g. the store's `config` column); recomputes the cost."""
+        from equisweep.models import count_params, validate_size
+        from equisweep.task import TaskConfig
+
+        missing = [
+            k
+            for k in (
+                "family",
+                "size",
+                "steps",
+                "train_trajectories",
+                "augment",
+                "seed",
+                "hparams",
+                "task",
+                "training",
+            )
+            if k not in d
+        ]
+        if missing:
+            raise UserError(f"trial config: missing {', '.join(missing)}")
+        task = TaskConfig.from_dict(dict(d["task"]))
+        size = validate_size(d["family"], dict(d["size"]))
+        training = dict(d["training"])
+        return cls(
+            family=d["family"],
+            size=size,
+            steps=int(d["steps"]),
+            train_trajectories=int(d["train_trajectories"]),
+            augment=bool(d["augment"]),
+            seed=int(d["seed"]),
+            hparams={**HPARAM_DEFAULTS, **dict(d["hparams"])},
+            task=task.to_dict(),
+            training=training,
+            n_params=int(count_params(d["family"], size)),
+            flops_per_step=step_flops(d["family"], size, task, training["batch_size"]),
+        )
+
+
+def _max_tokens(task) -> int:
+    """Vertex tokens of the task's largest possible scene."""
+    if hasattr(task, "max_tokens"):
+        return int(task.max_tokens())
+    # Per-kind vertex counts as documented by TaskConfig: hull = vertices, prism = vertices
+    # rounded down to even, box 8, tetrahedron 4, icosahedron 12.
+    fixed = {"box": 8, "tetrahedron": 4, "icosahedron": 12}
+    per_body = max(
+        fixed.get(kind, task.vertices - task.vertices % 2 if kind == "prism" else task.vertices)
+        for kind in task.shapes
+    )
+    return int(task.bodies[1]) * per_body
+
+
+def step_flops(family, size, task, batch_size) -> float:
+    from equisweep.models import count_flops
+
+    return float(count_flops(family, size, tokens=_max_tokens(task), batch_size=batch_size))
