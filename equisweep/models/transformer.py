@@ -25,11 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from equisweep.models.gatr_layers import attention_mask
+from equisweep.errors import UserError
+from equisweep.models import flops
+from equisweep.models.family import Family
+from equisweep.models.masks import attention_mask, keep_real, same_body
+from equisweep.models.scene import Scene
 
 N_FEATURES = 32
-SIZE_KEYS = {"width": None, "depth": None, "heads": None, "fourier": 0, "multi_query": True,
-             "mlp_ratio": 2}
 FOURIER_SCALE = 1.0
 
 
@@ -118,30 +120,72 @@ class Transformer(nn.Module):
         nn.init.zeros_(self.out.bias)
         nn.init.normal_(self.out.weight, std=0.02)
 
-    def features(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        keep = batch["mask"][..., None]
-        x0, x1, c0, c1 = (torch.where(keep, batch[k], 0.0) for k in ("x0", "x1", "c0", "c1"))
-        up = batch["up"][:, None, :].expand(x1.shape)
-        floor = batch["floor_point"][:, None, :].expand(x1.shape)
+    def features(self, sc: Scene) -> torch.Tensor:
+        x0, x1, c0, c1 = sc.x0, sc.x1, sc.c0, sc.c1
 
         def height(p):
-            return ((p - floor) * up).sum(-1, keepdim=True)
+            return sc.height(p, keepdim=True)
 
         feats = [x0, x1, c0, c1, x1 - x0, c1 - c0, x1 - c1, height(x1), height(x0), height(c1),
-                 height(c0), ((x1 - x0) * up).sum(-1, keepdim=True), up, floor]
+                 height(c0), sc.along_up(x1 - x0, keepdim=True), sc.up, sc.floor]
         if self.dims.fourier:
             for p in (x0, x1, c0, c1):
                 proj = (2 * math.pi) * (p @ self.freqs)
                 feats += [proj.sin(), proj.cos()]
-        return torch.cat(feats, -1), x1
+        return torch.cat(feats, -1)
 
     def forward(self, batch: dict) -> torch.Tensor:
-        feats, x1 = self.features(batch)
-        mask = batch["mask"]
-        body = batch["body"]
-        same_body = body[:, :, None] == body[:, None, :]
-        x = self.inp(feats)
+        sc = Scene.of(batch)
+        mask, same = batch["mask"], same_body(batch)
+        x = self.inp(self.features(sc))
         for block in self.blocks:
-            x = block(x, mask, same_body)
-        pred = x1 + self.out(F.layer_norm(x, (self.dims.width,)))
-        return torch.where(mask[..., None], pred, 0.0)
+            x = block(x, mask, same)
+        pred = sc.x1 + self.out(F.layer_norm(x, (self.dims.width,)))
+        return keep_real(pred, mask)
+
+
+def transformer_params(size: dict) -> int:
+    """Exact trainable parameters of Transformer(size)."""
+    d = TransformerDims.of(size)
+    w, r, lp = d.width, d.mlp_ratio, flops.linear_params
+    block = (lp(w, w) + lp(w, 2 * d.kv_heads * d.head_dim) + lp(w, w) + d.heads
+             + lp(w, r * w) + lp(r * w, w))
+    return lp(d.in_features, w) + d.depth * block + lp(w, 3)
+
+
+def transformer_flops(size: dict, tokens: int, batch_size: int) -> int:
+    """Training FLOPs of one step on batch_size scenes of `tokens` tokens. The input layer
+    reads the batch (no input gradient); the Fourier projections multiply the batch by a
+    constant table (forward only: neither factor needs a gradient)."""
+    d = TransformerDims.of(size)
+    w, r, n, mm = d.width, d.mlp_ratio, tokens * batch_size, flops.matmul
+    block = (mm(n, w, w) + mm(n, w, 2 * d.kv_heads * d.head_dim) + mm(n, w, w)
+             + mm(n, w, r * w) + mm(n, r * w, w)
+             + flops.attention(batch_size * d.heads, tokens, tokens, d.head_dim, d.head_dim))
+    fourier = mm(4 * n, 3, d.fourier, passes=1)
+    return mm(n, d.in_features, w, passes=2) + fourier + d.depth * block + mm(n, w, 3)
+
+
+def _derive(size: dict) -> None:
+    size.setdefault("heads", default_heads(size["width"]))
+
+
+def _check(size: dict) -> None:
+    if size["width"] % size["heads"]:
+        raise UserError(f"transformer size: 'width' {size['width']} is not divisible by "
+                        f"'heads' {size['heads']}")
+
+
+FAMILY = Family(
+    "transformer",
+    size_keys={"width": None, "depth": None, "heads": None, "fourier": 0,
+               "multi_query": True, "mlp_ratio": 2},
+    positive=frozenset({"width", "depth", "heads", "mlp_ratio"}),
+    ladder=({"width": 8, "depth": 1}, {"width": 16, "depth": 2}, {"width": 32, "depth": 2},
+            {"width": 64, "depth": 3}, {"width": 128, "depth": 4},
+            {"width": 192, "depth": 6}, {"width": 256, "depth": 8},
+            {"width": 384, "depth": 10}, {"width": 512, "depth": 12},
+            {"width": 768, "depth": 12}),
+    model=Transformer, params=transformer_params, flops=transformer_flops,
+    derive=_derive, check=_check, equivariant=False, group=None,
+)

@@ -7,15 +7,11 @@ import pytest
 import torch
 
 from equisweep.models import pga
-from equisweep.models.gatr import GATrBlock, GATrDims
-from equisweep.models.gatr_layers import (
-    EquiLinear,
-    GeometricAttention,
-    GeometricMLP,
-    Layout,
-    equi_layer_norm,
-    gated_gelu,
-)
+from equisweep.models.gatr.attention import GeometricAttention
+from equisweep.models.gatr.bilinear import GeometricMLP
+from equisweep.models.gatr.linear import EquiLinear, Layout
+from equisweep.models.gatr.net import GATrBlock, GATrDims
+from equisweep.models.gatr.nonlinearity import equi_layer_norm, gated_gelu
 
 TOL = {torch.float64: 1e-9, torch.float32: 1e-4}
 B, T = 4, 7
@@ -150,4 +146,4 @@ def test_block(dtype):
     block = GATrBlock(dims).to(dtype)
     lay = dims.layout
     same = torch.eye(T, dtype=torch.bool).expand(B, T, T)
-    assert run_check(block, lay, lay, dtype, key_ok=_key_ok(), same_body=same) < TOL[dtype]
+    assert run_check(block, lay, lay, dtype, key_ok=_key_ok(), same=same) < TOL[dtype]

@@ -1,8 +1,8 @@
-"""GATr (Geometric Algebra Transformer) for the rigid-body task.
+"""The GATr net for the rigid-body task: embedding, blocks, readout, and its counts.
 
-Size dict (defaults filled by `validate_size("gatr", size)`):
+Size dict (defaults filled by `validate_size("gatr", size)`, see models/gatr/__init__.py):
   width    multivector channels (>= 2); half of them (rounded down) are of the det kind
-           that carries points, see gatr_layers.py
+           that carries points, see linear.py
   depth    number of blocks (>= 1)
   scalars  scalar channels beside the multivectors (default 4 * width)
   heads    attention heads (default min(8, width // 2)); each head has
@@ -30,18 +30,20 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from equisweep.models.gatr_layers import (
-    EquiLinear,
+from equisweep.models.gatr.attention import (
     GeometricAttention,
-    GeometricMLP,
-    Layout,
-    equi_layer_norm,
+    attention_flops,
+    attention_params,
 )
+from equisweep.models.gatr.bilinear import GeometricMLP, mlp_flops, mlp_params
+from equisweep.models.gatr.linear import EquiLinear, Layout, equi_flops, equi_params
+from equisweep.models.gatr.nonlinearity import equi_layer_norm
+from equisweep.models.masks import keep_real, same_body
 from equisweep.models.pga.embed import embed_plane, embed_point, embed_translation
+from equisweep.models.scene import Scene
 
 INPUT = Layout(5, 4, 8)  # plane, up, 3 translations | 8 invariants | x0, x1, c0, c1
 OUTPUT = Layout(0, 1, 0)  # one det-kind channel: a homogeneous point w e123 + ...
-SIZE_KEYS = {"width": None, "depth": None, "scalars": None, "heads": None}
 
 
 def default_heads(width: int) -> int:
@@ -87,8 +89,8 @@ class GATrBlock(nn.Module):
                                             dims.hidden_s, out_gain=gain)
         self.mlp = GeometricMLP(self.layout, dims.mlp_groups, out_gain=gain)
 
-    def forward(self, h, key_ok, same_body):
-        h = h + self.attention(equi_layer_norm(h, self.layout), key_ok, same_body)
+    def forward(self, h, key_ok, same):
+        h = h + self.attention(equi_layer_norm(h, self.layout), key_ok, same)
         return h + self.mlp(equi_layer_norm(h, self.layout))
 
 
@@ -104,39 +106,24 @@ class GATr(nn.Module):
         self.out = EquiLinear(layout, OUTPUT, gain=0.1)
 
     @staticmethod
-    def embed(batch: dict) -> tuple[torch.Tensor, dict]:
-        mask = batch["mask"]
-        keep = mask[..., None]
-        pts = {k: torch.where(keep, batch[k], 0.0) for k in ("x0", "x1", "c0", "c1")}
-        shape = pts["x1"].shape
-        up = batch["up"][:, None, :].expand(shape)
-        floor = batch["floor_point"][:, None, :].expand(shape)
-        x0, x1, c0, c1 = pts["x0"], pts["x1"], pts["c0"], pts["c1"]
-        e = torch.stack([embed_plane(up, floor), embed_translation(up),
-                         embed_translation(x1 - x0), embed_translation(c1 - c0),
-                         embed_translation(x1 - c1)], -2)
-        o = torch.stack([embed_point(p) for p in (x0, x1, c0, c1)], -2)
-
-        def height(p):
-            return ((p - floor) * up).sum(-1)
-
-        s = torch.stack([height(x1), height(x0), height(c1), height(c0),
-                         (x1 - x0).norm(dim=-1), (c1 - c0).norm(dim=-1),
-                         (x1 - c1).norm(dim=-1), ((x1 - x0) * up).sum(-1)], -1)
-        return INPUT.join(e, s, o), pts
+    def embed(sc: Scene) -> torch.Tensor:
+        e = torch.stack([embed_plane(sc.up, sc.floor), embed_translation(sc.up),
+                         embed_translation(sc.x1 - sc.x0), embed_translation(sc.c1 - sc.c0),
+                         embed_translation(sc.x1 - sc.c1)], -2)
+        o = torch.stack([embed_point(p) for p in (sc.x0, sc.x1, sc.c0, sc.c1)], -2)
+        s = torch.stack([sc.height(sc.x1), sc.height(sc.x0), sc.height(sc.c1),
+                         sc.height(sc.c0), (sc.x1 - sc.x0).norm(dim=-1),
+                         (sc.c1 - sc.c0).norm(dim=-1), (sc.x1 - sc.c1).norm(dim=-1),
+                         sc.along_up(sc.x1 - sc.x0)], -1)
+        return INPUT.join(e, s, o)
 
     def forward(self, batch: dict) -> torch.Tensor:
-        h, pts = self.embed(batch)
-        mask = batch["mask"]
-        body = batch["body"]
-        same_body = body[:, :, None] == body[:, None, :]
-        h = self.inp(h)
+        sc = Scene.of(batch)
+        mask, same = batch["mask"], same_body(batch)
+        h = self.inp(self.embed(sc))
         for block in self.blocks:
-            h = block(h, mask, same_body)
-        out = self.out(h)
-        x1 = pts["x1"]
-        pred = x1 + point_offset(out, x1)
-        return torch.where(mask[..., None], pred, 0.0)
+            h = block(h, mask, same)
+        return keep_real(sc.x1 + point_offset(self.out(h), sc.x1), mask)
 
 
 def point_offset(mv: torch.Tensor, origin: torch.Tensor) -> torch.Tensor:
@@ -146,3 +133,22 @@ def point_offset(mv: torch.Tensor, origin: torch.Tensor) -> torch.Tensor:
     y - origin."""
     coords = torch.stack([-mv[..., 13], mv[..., 12], -mv[..., 11]], -1)
     return coords - mv[..., 14:15] * origin
+
+
+def gatr_params(size: dict) -> int:
+    """Exact trainable parameters of GATr(size)."""
+    d = GATrDims.of(size)
+    L = d.layout
+    block = (attention_params(L, d.heads, d.hidden_mv, d.hidden_s)
+             + mlp_params(L, d.mlp_groups))
+    return equi_params(INPUT, L) + d.depth * block + equi_params(L, OUTPUT)
+
+
+def gatr_flops(size: dict, tokens: int, batch_size: int) -> int:
+    """Training FLOPs of one step on batch_size scenes of `tokens` tokens."""
+    d = GATrDims.of(size)
+    L, n = d.layout, tokens * batch_size
+    block = (attention_flops(L, d.heads, d.hidden_mv, d.hidden_s, tokens, batch_size)
+             + mlp_flops(L, d.mlp_groups, n))
+    return (equi_flops(INPUT, L, n, input_grad=False) + d.depth * block
+            + equi_flops(L, OUTPUT, n))
