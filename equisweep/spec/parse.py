@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
 from typing import Any
 
 from equisweep.errors import UserError
@@ -123,19 +122,6 @@ def _family_registry():
     return FAMILIES, validate_size
 
 
-def _is_equivariant(entry: Any, name: str) -> bool:
-    flag = (
-        entry.get("equivariant")
-        if isinstance(entry, Mapping)
-        else getattr(entry, "equivariant", None)
-    )
-    return bool(flag) if flag is not None else name == "gatr"
-
-
-def _ladder(entry: Any) -> list:
-    return list(entry["ladder"] if isinstance(entry, Mapping) else entry.ladder)
-
-
 def _parse_families(c: Check, raw: Any) -> dict | Any:
     families, validate_size = _family_registry()
     allowed = list(families)
@@ -167,7 +153,7 @@ def _parse_families(c: Check, raw: Any) -> dict | Any:
 
 def _parse_sizes(c, v, family, entry, validate_size, path) -> list | Any:
     if v == "ladder":
-        v = _ladder(entry)
+        v = list(entry.ladder)
     if not isinstance(v, list) or not v:
         return c.add(
             path,
@@ -202,10 +188,10 @@ def _parse_augment(c, v, family, entry, path) -> list | Any:
         or len(set(values)) != len(values)
     ):
         return c.add(path, f"must be true, false or [false, true], got {show(v)}")
-    if True in values and _is_equivariant(entry, family):
+    if True in values and entry.equivariant:  # the family's own declaration (models.Family)
         return c.add(
             path,
-            f"{family} is equivariant already; augmentation is for "
+            f"{family} is {entry.group}-equivariant already; augmentation is for "
             "non-equivariant families (drop the key or set it to false)",
         )
     return values
