@@ -20,6 +20,8 @@ import numpy as np
 import torch
 
 from equisweep.models import build_model, count_flops
+from equisweep.spec.hparams import HPARAM_DEFAULTS
+from equisweep.store.schema import REPORTED_METRICS
 from equisweep.task import RigidBodyDataset, TaskConfig, collate, ensure_dataset
 from equisweep.task.symmetry import act, sample_task_group
 
@@ -196,7 +198,7 @@ def iter_trial(
     dev = pick_device(device)
     task = TaskConfig.from_dict(config["task"])
     training = config["training"]
-    hp = config["hparams"]
+    hp = {**HPARAM_DEFAULTS, **config["hparams"]}  # the one set of defaults (spec's)
     seed = int(config["seed"])
     steps = int(config["steps"])
     batch_size = int(training["batch_size"])
@@ -218,12 +220,12 @@ def iter_trial(
     opt = torch.optim.AdamW(
         model.parameters(),
         lr=float(hp["lr"]),
-        betas=(float(hp.get("beta1", 0.9)), float(hp.get("beta2", 0.999))),
-        weight_decay=float(hp.get("weight_decay", 0.0)),
+        betas=(float(hp["beta1"]), float(hp["beta2"])),
+        weight_decay=float(hp["weight_decay"]),
     )
-    warmup = float(hp.get("warmup", training.get("warmup", 0.0)))
+    warmup = float(hp["warmup"])
     schedule = training.get("schedule", "cosine")
-    clip = float(hp.get("grad_clip", 1.0))
+    clip = float(hp["grad_clip"])
     augment = bool(config.get("augment", False))
     flops_cache: dict[int, int] = {}
 
@@ -328,22 +330,20 @@ def iter_trial(
 
 
 def _row(step, batch_size, train_ds, flops, wall, train_loss, grad_norm, opt) -> dict:
+    """A metric row: every column the store's schema reports (unmeasured ones None)."""
     samples = step * batch_size
-    return {
-        "step": step,
-        "samples": samples,
-        "epochs": samples / max(len(train_ds), 1),
-        "flops": float(flops),
-        "wall_s": float(wall),
-        "train_loss": float(train_loss),
-        "val_loss": None,
-        "lr": float(opt.param_groups[0]["lr"]),
-        "grad_norm": None if grad_norm is None else float(grad_norm),
-        "test_loss": None,
-        "equivariance_error": None,
-        "samples_per_s": None,
-        "flops_per_s": None,
-    }
+    row = dict.fromkeys(REPORTED_METRICS)
+    row.update(
+        step=step,
+        samples=samples,
+        epochs=samples / max(len(train_ds), 1),
+        flops=float(flops),
+        wall_s=float(wall),
+        train_loss=float(train_loss),
+        lr=float(opt.param_groups[0]["lr"]),
+        grad_norm=None if grad_norm is None else float(grad_norm),
+    )
+    return row
 
 
 def run_trial(config: dict, **kwargs) -> list[dict]:

@@ -58,6 +58,10 @@ METRIC_FIELDS = [
     pa.field("flops_per_s", pa.float64()),
 ]
 
+# The driver adds who reported a row (key, attempt); the trainer reports everything else.
+ROW_IDENTITY = ("key", "attempt")
+REPORTED_METRICS = tuple(f.name for f in METRIC_FIELDS if f.name not in ROW_IDENTITY)
+
 _SEQ_FIELD = pa.field(SEQ, pa.int64(), nullable=False)
 _SWEEP_FIELD = pa.field("sweep", pa.string(), nullable=False)
 

@@ -15,10 +15,8 @@ from datetime import datetime, timezone
 
 from ray.tune import Callback
 
-METRIC_FIELDS = (
-    "step", "samples", "epochs", "flops", "wall_s", "train_loss", "val_loss", "lr",
-    "grad_norm", "test_loss", "equivariance_error", "samples_per_s", "flops_per_s",
-)
+from equisweep.store.schema import REPORTED_METRICS
+
 _TERMINAL = {"finished", "diverged", "failed"}
 
 
@@ -108,7 +106,7 @@ class StoreCallback(Callback):
             return
         row = {"sweep": self.sweep, "key": trial.config["key"],
                "attempt": int(trial.num_failures) + 1}
-        for name in METRIC_FIELDS:
+        for name in REPORTED_METRICS:
             row[name] = _num(result.get(name))
         row["step"] = int(result["step"])
         if row["train_loss"] is None and result.get("status") == "diverged":
