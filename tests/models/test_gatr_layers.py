@@ -12,8 +12,8 @@ from equisweep.models.gatr.bilinear import GeometricMLP
 from equisweep.models.gatr.linear import EquiLinear, Layout
 from equisweep.models.gatr.net import GATrBlock, GATrDims
 from equisweep.models.gatr.nonlinearity import equi_layer_norm, gated_gelu
+from tests.helpers.equivariance import TOL, equivariance_error, pin_elements
 
-TOL = {torch.float64: 1e-9, torch.float32: 1e-4}
 B, T = 4, 7
 
 
@@ -24,19 +24,6 @@ def act_state(h, layout, u, odd, pseudo_sign=True):
     det = pga.det_sign(odd, h.dtype)[:, None, None, None] if pseudo_sign else 1.0
     o = det * pga.act(uu, oo, o)
     return layout.join(e, s, o)
-
-
-def rel(a, b):
-    return float((a - b).norm() / b.norm())
-
-
-def pin_batch(seed=0):
-    """Random Pin elements with at least one even and one odd one."""
-    gen = torch.Generator().manual_seed(seed)
-    while True:
-        u, odd = pga.random_pin(B, gen)
-        if odd.any() and (~odd).any():
-            return u, odd
 
 
 @pytest.fixture(params=[torch.float64, torch.float32], ids=["f64", "f32"])
@@ -50,12 +37,11 @@ L = Layout(3, 2, 5)
 def run_check(fn, lin, lout, dtype, pseudo_sign=True, seed=0, **kw):
     gen = torch.Generator().manual_seed(seed + 100)
     h = torch.randn(B, T, lin.width, generator=gen, dtype=torch.float64).to(dtype)
-    u, odd = pin_batch(seed)
+    u, odd = pin_elements(B, seed)
     u = u.to(dtype)
-    with torch.no_grad():
-        lhs = fn(act_state(h, lin, u, odd, pseudo_sign), **kw)
-        rhs = act_state(fn(h, **kw), lout, u, odd, pseudo_sign)
-    return rel(lhs, rhs)
+    return equivariance_error(lambda x: fn(x, **kw), h,
+                              lambda x: act_state(x, lin, u, odd, pseudo_sign),
+                              lambda y: act_state(y, lout, u, odd, pseudo_sign))
 
 
 def test_equilinear(dtype):

@@ -1,5 +1,5 @@
-"""Both families learn a simple law of motion (x2 = 2 x1 - x0 - g): gradients flow through
-every part that matters, and GATr's readout can express it."""
+"""Every family learns a simple law of motion (x2 = 2 x1 - x0 - g): gradients flow through
+every part that matters, and each family's readout can express it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from equisweep.models import build_model
-from tests.helpers.equivariance import make_batch
+from tests.helpers.batches import make_batch
+from tests.helpers.families import ALL, one_size
 
 
 def _data(seed: int) -> dict:
@@ -22,11 +23,10 @@ def _loss(model, b):
     return (((model(b) - b["y"]) ** 2) * m).sum() / m.sum()
 
 
-@pytest.mark.parametrize("family,size", [("gatr", {"width": 4, "depth": 1}),
-                                         ("transformer", {"width": 32, "depth": 1})])
-def test_learns_constant_velocity(family, size):
+@pytest.mark.parametrize("family", ALL)
+def test_learns_constant_velocity(family):
     torch.manual_seed(0)
-    model = build_model(family, size)
+    model = build_model(family, one_size(family))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     held_out = _data(1000)
     with torch.no_grad():

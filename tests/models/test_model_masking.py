@@ -1,4 +1,5 @@
-"""Padding, batch order, token order and body labels never change real predictions."""
+"""Padding, batch order, token order and body labels never change real predictions, for
+every family in the registry."""
 
 from __future__ import annotations
 
@@ -6,19 +7,19 @@ import pytest
 import torch
 
 from equisweep.models import build_model
-from tests.helpers.equivariance import make_batch
-
-SIZES = {"gatr": {"width": 6, "depth": 2, "scalars": 8, "heads": 2},
-         "transformer": {"width": 16, "depth": 2, "heads": 4, "fourier": 2}}
-FAMILIES = list(SIZES)
+from tests.helpers.batches import make_batch
+from tests.helpers.families import ALL as FAMILIES
+from tests.helpers.families import one_size
 
 
 def model_of(family):
+    """A float64 model whose zero-initialised parameters (biases, the same-body attention
+    bias, ...) are random too, so that every input path matters."""
     torch.manual_seed(0)
-    model = build_model(family, SIZES[family], dtype=torch.float64)
-    with torch.no_grad():  # make the body bias matter
-        for name, p in model.named_parameters():
-            if name.endswith("body_bias"):
+    model = build_model(family, one_size(family), dtype=torch.float64)
+    with torch.no_grad():
+        for p in model.parameters():
+            if not p.any():
                 p.normal_()
     return model
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from equisweep.models import pga
 from equisweep.models.pga import algebra
-from tests.helpers.equivariance import random_e3
+from tests.helpers.equivariance import e3_elements
 
 F64 = torch.float64
 
@@ -129,7 +129,7 @@ def test_embedding_round_trips():
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_versor_from_rt_matches_e3_action(seed):
-    R, t = random_e3(8, seed=seed)
+    R, t = e3_elements(8, seed=seed)
     u, odd = pga.versor_from_rt(R, t)
     assert torch.equal(odd, torch.linalg.det(R) < 0)
     g = torch.Generator().manual_seed(seed)
