@@ -9,6 +9,7 @@ import torch
 
 from equisweep import train
 from equisweep.spec import parse_spec
+from equisweep.store.schema import REPORTED_METRICS
 from tests.sweep.conftest import tiny_sweep_dict
 
 
@@ -46,6 +47,8 @@ def test_rows_carry_cumulative_samples_epochs_flops(trial_configs):
     assert all(r["samples_per_s"] > 0 and r["flops_per_s"] > 0 for r in rows)
     # The baseline is not equivariant: the violation is measured and visibly non-zero.
     assert all(r["equivariance_error"] > 1e-3 for r in rows)
+    # Every row has exactly the store's metric columns (plus the trial's end state).
+    assert all(set(r) - {"status", "error"} == set(REPORTED_METRICS) for r in rows)
 
 
 def test_non_finite_loss_ends_the_trial_as_diverged(trial_configs, monkeypatch):

@@ -98,6 +98,13 @@ class TrialConfig:
     def total_flops(self) -> float:
         return self.flops_per_step * self.steps
 
+    @property
+    def equivariant(self) -> bool:
+        """The family's declared symmetry (not part of the config: it does not change the key)."""
+        from equisweep.models import get_family
+
+        return bool(get_family(self.family).equivariant)
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrialConfig:
         """Rebuild from a trial dict (e.g. the store's `config` column); recomputes the cost."""

@@ -11,10 +11,10 @@ FORMATS = ("table", "csv", "json", "parquet")
 # A terminal table of every column is unreadable; csv/json/parquet keep them all.
 TABLE_COLUMNS = {
     "final": ("sweep", "key", "family", "n_params", "steps", "train_trajectories", "augment",
-              "seed", "status", "step", "flops", "wall_s", "train_loss", "val_loss",
+              "seed", "*hp", "status", "step", "flops", "wall_s", "train_loss", "val_loss",
               "test_loss"),
     "trials": ("sweep", "key", "family", "n_params", "steps", "train_trajectories", "augment",
-               "seed", "status", "attempt", "node", "error"),
+               "seed", "*hp", "status", "attempt", "node", "error"),
     "metrics": ("sweep", "key", "attempt", "step", "samples", "epochs", "flops", "wall_s",
                 "train_loss", "val_loss", "lr", "test_loss"),
 }
@@ -47,7 +47,7 @@ def _select(table, columns_arg: str | None, default: tuple[str, ...] | None = No
     if not columns_arg:
         if default is None:
             return table
-        return table.select([c for c in default if c in table.column_names])
+        return table.select([c for c in _expand(default, table) if c in table.column_names])
     wanted = [c.strip() for c in columns_arg.split(",") if c.strip()]
     if not wanted:
         raise UserError(f"--columns {columns_arg!r} names no column")
@@ -56,6 +56,21 @@ def _select(table, columns_arg: str | None, default: tuple[str, ...] | None = No
             raise UserError(f"--columns: unknown column {c!r} "
                             f"(columns: {', '.join(table.column_names)})")
     return table.select(wanted)
+
+
+def _expand(columns: tuple[str, ...], table) -> list[str]:
+    """`*hp` stands for the `hp_<name>` columns that vary within the table: the searched
+    hyperparameters (a fixed one is the same in every row and would only take room)."""
+    from equisweep.store.schema import HP_COLUMNS
+
+    out = []
+    for c in columns:
+        if c != "*hp":
+            out.append(c)
+            continue
+        out += [h for h in HP_COLUMNS if h in table.column_names
+                and len(set(table.column(h).to_pylist())) > 1]
+    return out
 
 
 def _render(table, fmt: str) -> bytes:
@@ -75,9 +90,19 @@ def _render(table, fmt: str) -> bytes:
     if fmt == "json":
         import math
 
-        # JSON has no NaN/Infinity: such values are written as null.
-        rows = [{k: None if isinstance(v, float) and not math.isfinite(v) else v
-                 for k, v in r.items()} for r in table.to_pylist()]
+        from equisweep.store.schema import JSON_COLUMNS
+
+        # JSON has no NaN/Infinity: such values are written as null. The JSON columns (size,
+        # hparams, config) are nested as objects, not strings holding JSON a second time.
+        def value(k, v):
+            if k in JSON_COLUMNS and isinstance(v, str):
+                try:
+                    return json.loads(v)
+                except ValueError:
+                    return v
+            return None if isinstance(v, float) and not math.isfinite(v) else v
+
+        rows = [{k: value(k, v) for k, v in r.items()} for r in table.to_pylist()]
         text = json.dumps(rows, indent=1, default=lambda v: v.isoformat(), allow_nan=False)
         return (text + "\n").encode()
     import pyarrow.parquet as pq

@@ -16,14 +16,23 @@ import re
 import pyarrow as pa
 
 from equisweep.errors import UserError
+from equisweep.spec.hparams import HPARAM_DEFAULTS
 
 TS = pa.timestamp("us", tz="UTC")
 SEQ = "_seq"
 
+# Typed copies of the JSON columns, so `--where "hp_lr > 1e-3"` and pandas need no parsing:
+# one float column per searchable hyperparameter (spec's list) and one integer column per size
+# key that every family has (the rest of a size stays in the `size` JSON).
+HP_COLUMNS = {f"hp_{name}": name for name in HPARAM_DEFAULTS}
+SIZE_COLUMNS = {"size_width": "width", "size_depth": "depth"}
+
 TRIAL_FIELDS = [
     pa.field("key", pa.string(), nullable=False),
     pa.field("family", pa.string()),
+    pa.field("equivariant", pa.bool_()),  # the family's declaration (models.Family)
     pa.field("size", pa.string()),
+    *(pa.field(name, pa.int64()) for name in SIZE_COLUMNS),
     pa.field("n_params", pa.int64()),
     pa.field("flops_per_step", pa.float64()),
     pa.field("steps", pa.int64()),
@@ -31,6 +40,7 @@ TRIAL_FIELDS = [
     pa.field("augment", pa.bool_()),
     pa.field("seed", pa.int64()),
     pa.field("hparams", pa.string()),
+    *(pa.field(name, pa.float64()) for name in HP_COLUMNS),
     pa.field("config", pa.string()),
     pa.field("status", pa.string(), nullable=False),
     pa.field("attempt", pa.int64(), nullable=False),
@@ -170,7 +180,82 @@ def _normalise(row: dict, conv: dict, required: tuple[str, ...], sweep: str, kin
     return out
 
 
+def derived_columns(size: dict | None, hparams: dict | None) -> dict:
+    """The typed `size_*` and `hp_*` columns of a trial row, from its size and hparams."""
+    size, hparams = size or {}, hparams or {}
+    out = {col: size.get(k) for col, k in SIZE_COLUMNS.items()}
+    out.update({col: hparams.get(k) for col, k in HP_COLUMNS.items()})
+    return out
+
+
+def trial_columns(key: str, config: dict, *, n_params: int, flops_per_step: float,
+                  equivariant: bool | None) -> dict:
+    """The columns of a trial row that describe the trial (the same for every attempt and
+    status), from its config dict (`TrialConfig.to_dict()`); the caller adds the state columns
+    (status, attempt, node, error, started_at, ended_at)."""
+    return {
+        "key": key,
+        "family": config["family"],
+        "equivariant": equivariant,
+        "size": config["size"],
+        "n_params": int(n_params),
+        "flops_per_step": float(flops_per_step),
+        "steps": int(config["steps"]),
+        "train_trajectories": int(config["train_trajectories"]),
+        "augment": bool(config.get("augment", False)),
+        "seed": int(config["seed"]),
+        "hparams": config["hparams"],
+        "config": config,
+    }
+
+
+def fill_derived(table: pa.Table) -> pa.Table:
+    """Rows written before the typed columns existed (read back as nulls) get them from
+    their `size`/`hparams` JSON, so old stores answer `--where "hp_lr > ..."` too."""
+    typed = list(SIZE_COLUMNS) + list(HP_COLUMNS)
+    if table.num_rows == 0 or all(table.column(c).null_count == 0 for c in typed):
+        return table
+    sizes, hps = table.column("size").to_pylist(), table.column("hparams").to_pylist()
+    cols = {c: table.column(c).to_pylist() for c in typed}
+    for i, (size, hp) in enumerate(zip(sizes, hps)):
+        if all(cols[c][i] is not None for c in typed):
+            continue
+        derived = _derived_typed(size, hp)
+        for c in typed:
+            if cols[c][i] is None:
+                cols[c][i] = derived[c]
+    for c in typed:
+        idx = table.schema.get_field_index(c)
+        field = table.schema.field(idx)
+        table = table.set_column(idx, field, pa.array(cols[c], field.type))
+    return table
+
+
+def _derived_typed(size, hparams) -> dict:
+    """`derived_columns` of JSON text or dicts, each value converted to its column's type
+    (None where a value is missing or of the wrong type: the JSON column keeps it)."""
+    out = derived_columns(_mapping(size), _mapping(hparams))
+    for c, v in out.items():
+        try:
+            out[c] = _TRIAL_CONV[c](c, v)
+        except (TypeError, ValueError):
+            out[c] = None
+    return out
+
+
+def _mapping(value) -> dict | None:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:  # a hand-written row with a broken JSON cell: leave it null
+            return None
+    return value if isinstance(value, dict) else None
+
+
 def trial_row(row: dict, sweep: str) -> dict:
+    if isinstance(row, dict):  # the typed copies always agree with the JSON they copy
+        derived = _derived_typed(row.get("size"), row.get("hparams"))
+        row = {**row, **{c: v for c, v in derived.items() if v is not None}}
     out = _normalise(row, _TRIAL_CONV, ("key", "status", "attempt"), sweep, "trial")
     if out["status"] not in STATUSES:
         raise ValueError(f"trial status {out['status']!r} is not one of {STATUSES}")

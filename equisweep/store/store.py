@@ -29,6 +29,7 @@ from equisweep.store.schema import (
     SEQ,
     TRIAL_READ_SCHEMA,
     TRIAL_SCHEMA,
+    fill_derived,
     validate_sweep_name,
 )
 from equisweep.store.writer import SUMMARY_KEY, StoreWriter, decode_summary
@@ -171,7 +172,8 @@ class Store:
         t = self._read("trials", sweep, TRIAL_READ_SCHEMA)
         t = t.take(dedup.last_per_group(t, ["sweep", "key"], [SEQ]))
         t = t.sort_by([("sweep", "ascending"), ("key", "ascending")])
-        return _filtered(t.drop_columns([SEQ]).cast(TRIAL_SCHEMA), where)
+        t = fill_derived(t.drop_columns([SEQ]))  # old stores: typed columns from their JSON
+        return _filtered(t.cast(TRIAL_SCHEMA), where)
 
     def done_keys(self, sweep: str) -> set[str]:
         """Keys whose latest trial row says "finished" (what a resumed sweep skips)."""

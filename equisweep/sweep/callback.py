@@ -8,14 +8,13 @@ Tune re-reports after a restore are deduplicated by the store on read.
 
 from __future__ import annotations
 
-import json
 import math
 import socket
 from datetime import datetime, timezone
 
 from ray.tune import Callback
 
-from equisweep.store.schema import REPORTED_METRICS
+from equisweep.store.schema import REPORTED_METRICS, trial_columns
 
 _TERMINAL = {"finished", "diverged", "failed"}
 
@@ -75,18 +74,10 @@ class StoreCallback(Callback):
         key = trial.config["key"]
         last = self._last.get(trial.trial_id, {})
         return {
+            **trial_columns(key, cfg, n_params=trial.config["n_params"],
+                            flops_per_step=trial.config["flops_per_step"],
+                            equivariant=trial.config.get("equivariant")),
             "sweep": self.sweep,
-            "key": key,
-            "family": cfg["family"],
-            "size": json.dumps(cfg["size"], sort_keys=True),
-            "n_params": int(trial.config["n_params"]),
-            "flops_per_step": float(trial.config["flops_per_step"]),
-            "steps": int(cfg["steps"]),
-            "train_trajectories": int(cfg["train_trajectories"]),
-            "augment": bool(cfg.get("augment", False)),
-            "seed": int(cfg["seed"]),
-            "hparams": json.dumps(cfg["hparams"], sort_keys=True),
-            "config": json.dumps(cfg, sort_keys=True),
             "status": status,
             "attempt": int(trial.num_failures) + 1,
             "node": last.get("hostname") or last.get("node_ip") or socket.gethostname(),

@@ -98,6 +98,7 @@ def trial_payload(config, data_dir: str | None) -> dict:
         "trial": d,
         "key": config.key,
         "n_params": config.n_params,
+        "equivariant": config.equivariant,
         "flops_per_step": config.flops_per_step,
         "data_dir": data_dir,
         "fault": faults.from_environment(),
