@@ -475,26 +475,26 @@ def test_flops_are_count_flops_at_the_largest_scene_times_steps():
     from equisweep.models import count_flops, count_params
 
     spec = load_spec(TINY)
-    task = spec.task
-    per_body = max(
-        {
-            "hull": task.vertices,
-            "prism": task.vertices - task.vertices % 2,
-            "box": 8,
-            "tetrahedron": 4,
-            "icosahedron": 12,
-        }[k]
-        for k in task.shapes
-    )
-    v_max = task.bodies[1] * per_body
-    if hasattr(task, "max_tokens"):
-        assert task.max_tokens() == v_max
+    v_max = spec.task.max_tokens()  # checked against generated scenes in tests/task
     for cell in spec.cells():
         step = count_flops(cell.family, cell.size, tokens=v_max, batch_size=8)
         assert cell.flops_per_step == step
         assert cell.flops == step * cell.steps
         assert cell.n_params == count_params(cell.family, cell.size)
     assert spec.total_flops() == pytest.approx(sum(c.flops for c in spec.cells()) * 2)
+
+
+@pytest.mark.parametrize("vertices", [4, 5])
+def test_small_prisms_are_counted_at_six_vertices(vertices):
+    """A prism over a triangle has 6 vertices even at `vertices: 4` or 5 (the old count,
+    vertices rounded down to even, said 4 and made FLOPs and budget cuts too low)."""
+    from equisweep.models import count_flops
+
+    spec = parse_spec(tiny(task={"vertices": vertices, "shapes": ["prism"]}))
+    bodies = spec.task.bodies[1]
+    for cell in spec.cells():
+        assert cell.flops_per_step == count_flops(cell.family, cell.size, tokens=6 * bodies,
+                                                  batch_size=spec.training["batch_size"])
 
 
 class _Cost:

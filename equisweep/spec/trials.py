@@ -146,21 +146,7 @@ class TrialConfig:
         )
 
 
-def _max_tokens(task) -> int:
-    """Vertex tokens of the task's largest possible scene."""
-    if hasattr(task, "max_tokens"):
-        return int(task.max_tokens())
-    # Per-kind vertex counts as documented by TaskConfig: hull = vertices, prism = vertices
-    # rounded down to even, box 8, tetrahedron 4, icosahedron 12.
-    fixed = {"box": 8, "tetrahedron": 4, "icosahedron": 12}
-    per_body = max(
-        fixed.get(kind, task.vertices - task.vertices % 2 if kind == "prism" else task.vertices)
-        for kind in task.shapes
-    )
-    return int(task.bodies[1]) * per_body
-
-
 def step_flops(family, size, task, batch_size) -> float:
     from equisweep.models import count_flops
 
-    return float(count_flops(family, size, tokens=_max_tokens(task), batch_size=batch_size))
+    return float(count_flops(family, size, tokens=task.max_tokens(), batch_size=batch_size))

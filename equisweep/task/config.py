@@ -42,8 +42,9 @@ class TaskConfig:
 
     trajectories: size of the train pool; `val_trajectories`/`test_trajectories` are generated
     in addition, from disjoint seeds. `bodies`: (min, max) bodies per scene, inclusive.
-    `vertices`: vertex count of a random hull and of a prism (rounded down to even, 2n for an
-    n-gon); box (8), tetrahedron (4) and icosahedron (12) keep their own counts.
+    `vertices`: vertex count of a random hull and of a prism (2n for an n-gon,
+    n = max(3, vertices // 2)); box (8), tetrahedron (4) and icosahedron (12) keep their own
+    counts (`equisweep.task.shapes.vertex_count` is the rule).
     `size`: (min, max) circumradius of a body in metres. `throw_speed`: the largest initial
     horizontal speed (m/s) towards the scene centre. `frame_every`: MuJoCo steps per frame.
     """
@@ -164,6 +165,13 @@ class TaskConfig:
         """Content hash of the generation config: the cache folder's name."""
         blob = json.dumps(self.generation_dict(), sort_keys=True, separators=(",", ":"))
         return "rb-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def max_tokens(self) -> int:
+        """Vertex tokens of the largest possible scene: the most bodies, each of the shape
+        with the most vertices. Trial FLOPs and the budget are counted at this length."""
+        from equisweep.task.shapes import vertex_count  # shapes pulls in scipy
+
+        return int(self.bodies[1]) * max(vertex_count(kind, self.vertices) for kind in self.shapes)
 
     def split_sizes(self) -> dict[str, int]:
         return {

@@ -16,6 +16,7 @@ import numpy as np
 from scipy.spatial import ConvexHull
 
 from equisweep.errors import UserError
+from equisweep.task.config import SHAPE_KINDS
 
 _PHI = (1.0 + 5.0**0.5) / 2.0
 
@@ -60,7 +61,7 @@ def solid_centroid(v: np.ndarray, hull: ConvexHull | None = None) -> np.ndarray:
 
 
 def _known(kind: str) -> str:
-    if kind not in ("hull", "box", "tetrahedron", "icosahedron", "prism"):
+    if kind not in SHAPE_KINDS:
         raise UserError(f"task.shapes: unknown shape kind {kind!r}")
     return kind
 
