@@ -2,7 +2,9 @@
 
 Off unless EQUISWEEP_FAULT is set in the driver's environment, e.g. `exit@120` (os._exit at
 step 120), `raise@120`, `kill@120` (SIGKILL to its own process), `nan@120` (a non-finite
-loss) or `oom@120`.
+loss), `oom@120`, or `gate@20`: report the step-20 row (and its checkpoint), then block
+until the file EQUISWEEP_FAULT_GATE exists, so a test can act (remove a node, kill the
+driver) while it knows every gated trial is still running, without racing the training.
 EQUISWEEP_FAULT_DIR holds one marker per key, so each fault fires on the first attempt only
 and the retry can show that nothing was lost. EQUISWEEP_FAULT_KEYS (comma-separated key
 prefixes) limits it to some trials. The driver copies these variables into each trial's
@@ -13,9 +15,12 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
-ENV = ("EQUISWEEP_FAULT", "EQUISWEEP_FAULT_DIR", "EQUISWEEP_FAULT_KEYS")
+ENV = ("EQUISWEEP_FAULT", "EQUISWEEP_FAULT_DIR", "EQUISWEEP_FAULT_KEYS", "EQUISWEEP_FAULT_GATE")
+# A gate nobody opens is a broken test: fail the trial loudly rather than hang the suite.
+GATE_TIMEOUT_S = 600.0
 
 
 def from_environment() -> dict | None:
@@ -58,3 +63,15 @@ def fire(kind: str, key: str, marker_dir: str) -> None:
         import torch
 
         torch.empty(1 << 62, dtype=torch.uint8)
+
+
+def wait_at_gate(key: str, settings: dict | None) -> None:
+    """Block until the gate file exists (see `gate@STEP` above)."""
+    gate = (settings or {}).get("EQUISWEEP_FAULT_GATE", "")
+    if not gate:
+        raise RuntimeError("gate fault without EQUISWEEP_FAULT_GATE")
+    deadline = time.monotonic() + GATE_TIMEOUT_S
+    while not Path(gate).exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"trial {key}: gate {gate} not opened in {GATE_TIMEOUT_S:.0f} s")
+        time.sleep(0.1)

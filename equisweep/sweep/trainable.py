@@ -44,6 +44,7 @@ def run(config: dict) -> None:
         rows = iter_trial(config["trial"], checkpoint_dir=workdir, restore_from=restore,
                           data_dir=config.get("data_dir"))
         last = None
+        gate = False
         while True:
             try:
                 emit = next(rows)
@@ -60,13 +61,20 @@ def run(config: dict) -> None:
                     faults.fire("mark", key, marker_dir)
                     tune.report(_clean(row))
                     return
-                faults.fire(kind, key, marker_dir)
+                if kind == "gate":
+                    faults.fire("mark", key, marker_dir)
+                    gate = True
+                else:
+                    faults.fire(kind, key, marker_dir)
             if emit.checkpoint_dir:
                 tune.report(_clean(row),
                             checkpoint=tune.Checkpoint.from_directory(emit.checkpoint_dir))
                 shutil.rmtree(emit.checkpoint_dir, ignore_errors=True)
             else:
                 tune.report(_clean(row))
+            if gate:
+                gate = False
+                faults.wait_at_gate(key, config.get("fault"))
     except Exception as exc:
         if not _is_oom(exc):
             raise

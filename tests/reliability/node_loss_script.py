@@ -5,6 +5,12 @@ one GPU each), runs a sweep whose trials ask for `gpu: 0.5`, and once a running 
 stored the rows of its first checkpoint, removes the worker node it runs on, ungracefully.
 Prints one JSON line: what was removed and when.
 
+Deterministic by construction, not by timing: every trial's first attempt reports its
+step-20 checkpoint and then waits at a gate (the `gate@20` fault of equisweep.sweep.faults)
+that the killer opens only after Ray has declared the removed node dead. So the sweep is
+still running while the node dies, and it cannot finish (and shut Ray down) while the
+killer still talks to Ray; the driver joins the killer before it shuts Ray down.
+
 usage: python -m tests.reliability.node_loss_script STORE PORT
 """
 
@@ -25,6 +31,7 @@ from equisweep.sweep.driver import run_sweep
 from tests.reliability.conftest import raw_rows, reliability_sweep
 
 TRAINABLE = "ImplicitFunc"  # the actor class Ray Tune runs function trainables in
+DEAD_WITHIN_S = 120  # how long Ray may take to declare a removed node dead
 
 
 def sweep(store: str) -> dict:
@@ -51,11 +58,12 @@ def trial_key_of(pid: int, keys: list[str]) -> str | None:
 
 
 def kill_a_busy_node(cluster: Cluster, workers: list, store: Path, keys: list[str],
-                     report: dict) -> None:
+                     report: dict, gate: Path, stop: threading.Event) -> None:
     try:
         deadline = time.time() + 300
-        while time.time() < deadline:
-            # A running trial whose first checkpoint's rows (steps 10 and 20) are stored.
+        while time.time() < deadline and not stop.is_set():
+            # A running trial whose first checkpoint's rows (steps 10 and 20) are stored;
+            # it is waiting at the gate, so it is still running when its node goes.
             checkpointed = {r["key"] for r in raw_rows(store) if r["step"] >= 20}
             for actor in running_trials():
                 key = trial_key_of(actor["Pid"], keys)
@@ -70,16 +78,20 @@ def kill_a_busy_node(cluster: Cluster, workers: list, store: Path, keys: list[st
                 report["rows_stored_before"] = len(raw_rows(store))
                 t0 = time.time()
                 cluster.remove_node(node, allow_graceful=False)
-                while time.time() - t0 < 120 and any(
+                # Safety net only: Ray declares a node dead after its health checks fail.
+                while time.time() - t0 < DEAD_WITHIN_S and any(
                         n["NodeID"] == node.node_id and n["Alive"] for n in ray.nodes()):
                     time.sleep(0.5)
                 report["node_declared_dead_after_s"] = round(time.time() - t0, 1)
                 report["alive_nodes_after"] = sum(1 for n in ray.nodes() if n["Alive"])
+                report["sweep_running_when_node_died"] = not stop.is_set()
                 return
             time.sleep(0.2)
         report["error"] = "no trial reached its first checkpoint in time"
     except Exception as exc:  # reported to the test, which fails on it
         report["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        gate.touch()  # let the surviving trials go on, whatever happened
 
 
 def main(store: str, port: int) -> int:
@@ -94,13 +106,22 @@ def main(store: str, port: int) -> int:
         report["gpus_declared"] = ray.cluster_resources().get("GPU", 0)
         spec = parse_spec(sweep(store), source="nodeloss.yaml")
         keys = [t.key for t in spec.trials()]
+        faults = Path(store).parent / "faults"
+        gate = faults / "gate-open"
+        os.environ.update(EQUISWEEP_FAULT="gate@20", EQUISWEEP_FAULT_DIR=str(faults / "fired"),
+                          EQUISWEEP_FAULT_GATE=str(gate))
+        stop = threading.Event()
         killer = threading.Thread(target=kill_a_busy_node,
-                                  args=(cluster, workers, Path(store), keys, report),
-                                  daemon=True)
+                                  args=(cluster, workers, Path(store), keys, report, gate,
+                                        stop))
         killer.start()
-        summary = run_sweep(spec, store_uri=store, progress=False)
-        killer.join(timeout=5)
-        report["summary"] = {k: summary.get(k) for k in ("to_run", "errors")}
+        try:
+            summary = run_sweep(spec, store_uri=store, progress=False)
+            report["summary"] = {k: summary.get(k) for k in ("to_run", "errors")}
+        finally:
+            # The killer is done with Ray before Ray goes: it never calls it after shutdown.
+            stop.set()
+            killer.join()
     finally:
         ray.shutdown()
         cluster.shutdown()

@@ -48,6 +48,7 @@ def test_trials_survive_the_loss_of_their_node(tmp_path):
     assert report["nodes_before"] == 4 and report["gpus_declared"] == 3
     assert report["removed_node"] and report["trial_pids_on_it"]
     assert report["alive_nodes_after"] == 3
+    assert report["sweep_running_when_node_died"], report
     history = raw_rows(store, "trials")
     assert report["summary"] == {"to_run": 2, "errors": 0}, [
         (r["key"][:8], r["attempt"], r["status"], r["error"][-120:]) for r in history]
