@@ -1,13 +1,15 @@
-"""Training-step speed of the two model families on CPU.
+"""Training-step speed of the registered model families on CPU.
 
 One step = forward + backward + AdamW on a batch of B scenes of V vertex tokens (synthetic
 but shaped like the rigid-body task). Reports the median step time over several steps,
 the FLOPs of the step from `count_flops`, the achieved FLOP/s, and this machine's float32
-matmul peak (median of big torch.mm) for scale.
+matmul peak (median of big torch.mm) for scale. The sizes are each family's own ladder
+(read from the registry): rows are named <family>-L<ladder index>.
 
-    python bench/models/bench_models.py                     # all sizes, torch's threads
+    python bench/models/bench_models.py                     # every family, torch's threads
     python bench/models/bench_models.py --threads 1 --clock cpu
-    python bench/models/bench_models.py --only gatr-ref16 transformer-medium
+    python bench/models/bench_models.py --family egnn --max-params 1e6
+    python bench/models/bench_models.py --only gatr-L4 transformer-L5
 
 --clock cpu times with process CPU time instead of wall time: on a machine shared with
 other jobs it charges a step only for the CPU it got (use it with --threads 1).
@@ -24,21 +26,27 @@ import time
 import torch
 from tqdm import tqdm
 
-from equisweep.models import build_model, count_flops, count_params
+from equisweep.models import FAMILIES, build_model, count_flops, count_params, validate_size
 
-SIZES = {
-    "gatr-small": ("gatr", {"width": 8, "depth": 2}),
-    "gatr-medium": ("gatr", {"width": 32, "depth": 5}),
-    "gatr-large": ("gatr", {"width": 48, "depth": 6}),
-    "gatr-ref16": ("gatr", {"width": 16, "scalars": 64, "depth": 4}),
-    "gatr-ref32": ("gatr", {"width": 32, "scalars": 128, "depth": 4}),
-    "transformer-small": ("transformer", {"width": 64, "depth": 3}),
-    "transformer-medium": ("transformer", {"width": 192, "depth": 6}),
-    "transformer-large": ("transformer", {"width": 256, "depth": 8}),
-}
-# GATr v1.4.3 on this machine (torch 2.13 CPU, batch 16, 128 tokens, fwd+bwd+AdamW),
-# as given in the issue: 16 mv / 64 s, 4 blocks -> 1.11 s; 32 mv / 128 s, 4 blocks -> 2.62 s.
-REFERENCE_S = {"gatr-ref16": 1.11, "gatr-ref32": 2.62}
+# The reference implementation (GATr v1.4.3) on this machine (torch 2.13 CPU, batch 16,
+# 128 tokens, fwd+bwd+AdamW, two threads, wall clock), as given in issue 3, for the two
+# ladder sizes it was measured at: 16 mv / 64 s / 4 blocks and 32 mv / 128 s / 4 blocks.
+REFERENCE = {("gatr", (("width", 16), ("depth", 4), ("scalars", 64), ("heads", 8))): 1.11,
+             ("gatr", (("width", 32), ("depth", 4), ("scalars", 128), ("heads", 8))): 2.62}
+
+
+def ladder_rows(families, min_params: float, max_params: float) -> dict:
+    """name -> (family, size) for the ladder sizes within the parameter range."""
+    rows = {}
+    for family in families:
+        for i, size in enumerate(FAMILIES[family].ladder):
+            if min_params <= count_params(family, size) <= max_params:
+                rows[f"{family}-L{i}"] = (family, dict(size))
+    return rows
+
+
+def reference_s(family: str, size: dict) -> float | None:
+    return REFERENCE.get((family, tuple(validate_size(family, size).items())))
 
 
 def synthetic_batch(batch: int, tokens: int, seed: int = 0) -> dict:
@@ -99,11 +107,22 @@ def main(argv=None) -> int:
                         "the step time is the median over every timed step of every round")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall")
-    p.add_argument("--only", nargs="*", choices=sorted(SIZES), default=None)
+    p.add_argument("--family", nargs="*", choices=sorted(FAMILIES), default=sorted(FAMILIES))
+    p.add_argument("--min-params", type=float, default=2e4)
+    p.add_argument("--max-params", type=float, default=4e6,
+                   help="ladder sizes within [min, max] parameters (default 2e4-4e6)")
+    p.add_argument("--only", nargs="*", default=None, help="row names, e.g. gatr-L4")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    names = args.only or list(SIZES)
+    SIZES = ladder_rows(sorted(FAMILIES), 0, float("inf"))
+    if args.only:
+        unknown = [n for n in args.only if n not in SIZES]
+        if unknown:
+            p.error(f"unknown row {unknown[0]!r}; rows: {', '.join(SIZES)}")
+        names = list(args.only)
+    else:
+        names = list(ladder_rows(args.family, args.min_params, args.max_params))
     peak = matmul_peak(4096, 5, args.clock)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"torch {torch.__version__}, {platform.machine()}, threads {torch.get_num_threads()},"
@@ -118,20 +137,22 @@ def main(argv=None) -> int:
             family, size = SIZES[name]
             times[name] += step_time(family, size, args.batch, args.tokens, args.steps,
                                      args.clock)[1]
-    rows = {}
+    rates = {}
     for name in names:
         family, size = SIZES[name]
         med = statistics.median(times[name])
         flops = count_flops(family, size, tokens=args.tokens, batch_size=args.batch)
         rate = flops / med
-        rows[name] = rate
-        ref = REFERENCE_S.get(name)
+        rates[name] = (family, count_params(family, size), rate)
+        ref = reference_s(family, size)
         vs = f"{ref:.2f} s -> {ref / med:.2f}x faster" if ref else ""
         print(f"| {name} | {family} | `{size}` | {count_params(family, size):,} | "
               f"{flops:.3g} | {med:.3f} | {rate / 1e9:.1f} | {100 * rate / peak:.0f}% | {vs} |")
-    if "gatr-medium" in rows and "transformer-medium" in rows:
-        print(f"\nGATr / transformer achieved FLOP/s at medium size: "
-              f"{rows['gatr-medium'] / rows['transformer-medium']:.2f}")
+    print("\nachieved FLOP/s at the benchmarked size nearest 1e6 parameters:")
+    for family in dict.fromkeys(f for f, _, _ in rates.values()):
+        mine = [(abs(n / 1e6 - 1), name, r) for name, (f, n, r) in rates.items() if f == family]
+        _, name, rate = min(mine)
+        print(f"  {family}: {name} {rate / 1e9:.1f} GFLOP/s ({100 * rate / peak:.0f}% of peak)")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"load average at end {load:.1f}")
     return 0
