@@ -12,8 +12,9 @@ and the registry lists it in one line; the rest of equisweep reads only the decl
     count_flops("gatr", {"width": 16, "depth": 3}, tokens=V, batch_size=B)
     [name for name, fam in FAMILIES.items() if fam.equivariant]
 
-Families: gatr (models/gatr/, E(3)-equivariant) and transformer (models/transformer.py, not
-equivariant); their size keys are documented in their modules.
+Families: gatr (models/gatr/, E(3)-equivariant), transformer (models/transformer.py, not
+equivariant) and egnn (models/egnn.py, an E(n)-equivariant graph network, E(3)-equivariant
+here); their size keys are documented in their modules.
 """
 
 from equisweep.models.family import Family, registry_of

@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from equisweep.errors import UserError
-from equisweep.models import gatr, transformer
+from equisweep.models import egnn, gatr, transformer
 from equisweep.models.family import Family, registry_of
 
-FAMILIES: Mapping[str, Family] = registry_of(gatr.FAMILY, transformer.FAMILY)
+FAMILIES: Mapping[str, Family] = registry_of(gatr.FAMILY, transformer.FAMILY, egnn.FAMILY)
 
 
 def get_family(name) -> Family:
