@@ -16,8 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "render."
     )
     parser.add_argument("name", metavar="NAME", help="sweep name in the results store")
-    parser.add_argument("--store", default=None, metavar="PATH",
-                        help="results store (default: $EQUISWEEP_STORE, then ./results)")
+    from equisweep.store.naming import add_store_argument
+
+    add_store_argument(parser)
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="output folder (default: <store>/reports/<NAME>/ for a local "
                              "store, ./report-<NAME>/ for a remote one)")
@@ -42,9 +43,9 @@ def run(args) -> int:
 
     if args.bootstrap < 0:
         raise UserError("--bootstrap must be ≥ 0")
-    from equisweep.store.cli_common import store_location
+    from equisweep.store.naming import store_location
 
-    store_uri = store_location(args)
+    store_uri = store_location(args.store)
     out = args.out or default_out(store_uri, args.name)
     result = analyze_store(store_uri, args.name, out, n_boot=args.bootstrap, seed=args.seed,
                            workers=args.workers, png=not args.no_png, progress=True)

@@ -9,8 +9,6 @@ lists them, each starting with the field path (`grid.steps[1]: ...`). The `train
 from __future__ import annotations
 
 import json
-import os
-import re
 from typing import Any
 
 from equisweep.errors import UserError
@@ -18,8 +16,8 @@ from equisweep.spec.check import BAD, Check, SpecError, show, type_word, unknown
 from equisweep.spec.hparams import parse_search, parse_training
 from equisweep.spec.identity import canonical
 from equisweep.spec.sweep_spec import FamilySpec, GridSpec, SweepSpec
+from equisweep.store.naming import SWEEP_NAME_RULE, is_sweep_name, store_location
 
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _TOP_KEYS = (
     "name",
     "description",
@@ -59,9 +57,10 @@ def parse_spec(data: Any, source: str = "<sweep>") -> SweepSpec:
     budget = _parse_budget(c, data.get("budget"))
     max_concurrent = c.integer(data.get("max_concurrent", 1), "max_concurrent", 1)
     retries = c.integer(data.get("retries", 0), "retries", 0)
-    store = data.get("store", os.environ.get("EQUISWEEP_STORE") or "results")
-    if not isinstance(store, str) or not store.strip():
+    store = data.get("store")
+    if store is not None and (not isinstance(store, str) or not store.strip()):
         c.add("store", f"must be a path or URI string, got {show(store)}")
+    store = store_location(None, store)  # the file's `store:`, else $EQUISWEEP_STORE, ...
     if c.problems:
         raise SpecError(source, c.problems)
 
@@ -96,9 +95,8 @@ def parse_spec(data: Any, source: str = "<sweep>") -> SweepSpec:
 
 
 def _parse_name(c: Check, v: Any) -> str | Any:
-    rule = "must match [A-Za-z0-9][A-Za-z0-9_.-]* (no '/', no '..'; at most 128 characters)"
-    if not isinstance(v, str) or not NAME_RE.fullmatch(v) or ".." in v or len(v) > 128:
-        return c.add("name", f"{rule}, got {show(v)}")
+    if not is_sweep_name(v):  # the store's rule: the name becomes a folder name
+        return c.add("name", f"{SWEEP_NAME_RULE}, got {show(v)}")
     return v
 
 

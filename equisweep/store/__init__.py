@@ -24,7 +24,7 @@ _EXPORTS = {
     "StoreWriter": "equisweep.store.writer",
     "TRIAL_SCHEMA": "equisweep.store.schema",
     "open_store": "equisweep.store.store",
-    "validate_sweep_name": "equisweep.store.schema",
+    "validate_sweep_name": "equisweep.store.naming",
 }
 
 __all__ = sorted(_EXPORTS)

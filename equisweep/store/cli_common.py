@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import os
+from equisweep.store.naming import add_store_argument, store_location
 
-DEFAULT_STORE = "./results"
-
-
-def add_store_argument(parser) -> None:
-    parser.add_argument(
-        "--store",
-        metavar="S",
-        default=None,
-        help="results store: local path or pyarrow filesystem URI "
-        "(default: $EQUISWEEP_STORE, then ./results)",
-    )
-
-
-def store_location(args) -> str:
-    return args.store or os.environ.get("EQUISWEEP_STORE") or DEFAULT_STORE
+__all__ = ["add_store_argument", "check_sweep", "format_table", "open_for_reading",
+           "store_location"]
 
 
 def open_for_reading(args):
     """Open the store a read-only command names; UserError if there is none."""
     from equisweep.store import open_store
 
-    return open_store(store_location(args), must_exist=True)
+    return open_store(store_location(args.store), must_exist=True)
 
 
 def check_sweep(store, name: str | None) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pyarrow.fs as pafs
 
 from equisweep.errors import UserError
-from equisweep.store.schema import validate_sweep_name
+from equisweep.store.naming import validate_sweep_name
 
 KINDS = ("trials", "metrics", "sweeps")
 

@@ -11,11 +11,9 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import numbers
-import re
 
 import pyarrow as pa
 
-from equisweep.errors import UserError
 from equisweep.spec.hparams import HPARAM_DEFAULTS
 
 TS = pa.timestamp("us", tz="UTC")
@@ -87,19 +85,6 @@ METRIC_SCHEMA = pa.schema([_SWEEP_FIELD] + METRIC_FIELDS)
 
 STATUSES = ("running", "finished", "failed", "diverged", "skipped_budget")
 JSON_COLUMNS = {"size", "hparams", "config"}
-
-_SWEEP_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-
-
-def validate_sweep_name(name: object) -> str:
-    """A sweep name becomes a folder name, so it must not be able to leave the store."""
-    if not isinstance(name, str) or not _SWEEP_RE.fullmatch(name) or ".." in name:
-        raise UserError(
-            f"invalid sweep name {name!r}: use letters, digits, '_', '.', '-' "
-            "(starting with a letter or digit, no '..', no '/')"
-        )
-    return name
-
 
 def _to_timestamp(value):
     if value is None or isinstance(value, _dt.datetime):

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from equisweep.errors import UserError
 from equisweep.store import dedup, location
+from equisweep.store.naming import validate_sweep_name
 from equisweep.store.schema import (
     METRIC_FIELDS,
     METRIC_READ_SCHEMA,
@@ -30,7 +31,6 @@ from equisweep.store.schema import (
     TRIAL_READ_SCHEMA,
     TRIAL_SCHEMA,
     fill_derived,
-    validate_sweep_name,
 )
 from equisweep.store.writer import SUMMARY_KEY, StoreWriter, decode_summary
 

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from equisweep.store import dedup, location
+from equisweep.store.naming import validate_sweep_name
 from equisweep.store.schema import (
     METRIC_FILE_SCHEMA,
     SEQ,
@@ -25,7 +26,6 @@ from equisweep.store.schema import (
     conform_table,
     metric_row,
     trial_row,
-    validate_sweep_name,
 )
 
 log = logging.getLogger("equisweep.store")

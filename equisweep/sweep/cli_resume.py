@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from equisweep.store.cli_common import add_store_argument, store_location
+from equisweep.store.naming import add_store_argument, store_location
 
 
 def add_arguments(p) -> None:
@@ -15,7 +15,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from equisweep.sweep.driver import resume_sweep
 
-    summary = resume_sweep(args.name, store_uri=store_location(args), address=args.address,
+    summary = resume_sweep(args.name, store_uri=store_location(args.store), address=args.address,
                            verbose=args.verbose)
     print(f"sweep {summary['sweep']}: {summary['trials']} trials in the experiment, "
           f"{summary['errors']} failed")

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
+from equisweep.store.naming import add_store_argument, store_location
 
 
 def add_arguments(p) -> None:
     p.add_argument("sweep", help="sweep YAML file")
     p.add_argument("--address", default=None,
                    help="Ray cluster to join (default: $RAY_ADDRESS, else an embedded local Ray)")
-    p.add_argument("--store", default=None,
-                   help="results store (default: the sweep's `store:`, then $EQUISWEEP_STORE)")
+    add_store_argument(p)
     p.add_argument("--data-dir", default=None,
                    help="dataset cache (default: $EQUISWEEP_DATA or ~/.cache/equisweep/data)")
     p.add_argument("-v", "--verbose", action="count", default=0,
@@ -23,11 +22,9 @@ def run(args) -> int:
     from equisweep.sweep.driver import run_sweep
 
     spec = load_spec(args.sweep)
-    # An explicit --store wins; then the file's own `store:`; then the environment.
-    store = args.store or (spec.raw or {}).get("store") or os.environ.get("EQUISWEEP_STORE") \
-        or "results"
-    summary = run_sweep(spec, store_uri=store, address=args.address, data_dir=args.data_dir,
-                        verbose=args.verbose, progress=not args.no_progress)
+    summary = run_sweep(spec, store_uri=store_location(args.store, spec.store),
+                        address=args.address, data_dir=args.data_dir, verbose=args.verbose,
+                        progress=not args.no_progress)
     print_summary(summary)
     if summary.get("to_run", 0) and summary.get("errors"):
         return 1

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import os
 
+from equisweep.store.naming import absolute_store, add_store_argument, store_location
+
 
 def add_arguments(p) -> None:
     p.add_argument("sweep", help="sweep YAML file")
     p.add_argument("--address", default=os.environ.get("RAY_API_SERVER_ADDRESS"),
                    help="Ray dashboard/job API of the cluster, e.g. http://HEAD:8265 "
                         "(default: $RAY_API_SERVER_ADDRESS)")
-    p.add_argument("--store", default=None,
-                   help="results store as the cluster sees it: a shared path or a URI "
-                        "(s3://, gs://); default: the sweep's `store:`")
+    add_store_argument(p)  # as the cluster sees it: a shared path or a URI
     p.add_argument("--job-id", default=None, help="submission id (default: derived)")
     p.add_argument("--follow", action="store_true", help="stream the job's logs until it ends")
 
 
 def run(args) -> int:
-    from pathlib import Path
-
     from equisweep.errors import UserError
     from equisweep.spec import load_spec
 
@@ -28,10 +26,8 @@ def run(args) -> int:
     if "://" not in args.address:
         raise UserError(f"--address {args.address}: expected an http(s):// URL of the job API")
     spec = load_spec(args.sweep)  # a bad sweep fails here, before anything is uploaded
-    store = args.store or (spec.raw or {}).get("store") or "results"
-    if "://" not in store:
-        # The job runs in another working directory: give it an absolute location.
-        store = str(Path(store).expanduser().resolve())
+    # The job runs in another working directory: it gets an absolute location.
+    store = absolute_store(store_location(args.store, spec.store))
     from equisweep.sweep.submit import follow, submit_sweep
 
     job_id, url = submit_sweep(spec, args.sweep, address=args.address, store=store,

@@ -11,17 +11,20 @@ from __future__ import annotations
 import argparse
 import json
 
+from equisweep.store.naming import add_store_argument, store_location
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sweep", metavar="SWEEP.yaml", help="the sweep file to check")
     parser.add_argument("--json", action="store_true", help="print a JSON summary instead")
+    add_store_argument(parser)  # shown: where `run` would write
 
 
 def run(args: argparse.Namespace) -> int:
     from equisweep.spec import load_spec
 
     spec = load_spec(args.sweep)
-    summary = summarize(spec)
+    summary = summarize(spec, store=store_location(args.store, spec.store))
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -29,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def summarize(spec) -> dict:
+def summarize(spec, store: str | None = None) -> dict:
     """Plain-data picture of a sweep: cells, trial counts, FLOPs and the budget cut."""
     per_cell = spec.trials_per_cell()
     if spec.search.method == "optuna":
@@ -75,7 +78,7 @@ def summarize(spec) -> dict:
         "budget": budget,
         "resources": spec.resources,
         "max_concurrent": spec.max_concurrent,
-        "store": spec.store,
+        "store": store or spec.store,
         "cells": cells,
     }
 

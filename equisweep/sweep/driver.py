@@ -26,8 +26,9 @@ def run_sweep(spec, *, store_uri: str | None = None, address: str | None = None,
               data_dir: str | None = None, verbose: int = 0, progress: bool = True) -> dict:
     """Plan, then run what is left of `spec` on Ray. Returns a summary dict."""
     from equisweep.store import open_store
+    from equisweep.store.naming import absolute_store
 
-    store_uri = store_uri or spec.store
+    store_uri = absolute_store(store_uri or spec.store)  # once, as the sweep starts
     store = open_store(store_uri)
     plan = plan_sweep(spec, store)
     summary = {"sweep": spec.name, "store": store_uri, "already_done": plan.done,
@@ -134,8 +135,10 @@ def resume_sweep(name: str, *, store_uri: str, address: str | None = None,
     """Continue an interrupted sweep from Tune's experiment state (unfinished and errored
     trials resume from their last checkpoints; the searcher resumes its plan)."""
     from equisweep.store import open_store, validate_sweep_name
+    from equisweep.store.naming import absolute_store
 
     validate_sweep_name(name)
+    store_uri = absolute_store(store_uri)
     store = open_store(store_uri)
     meta = store.read_sweep_meta(name) if name in store.sweeps() else None
     if not meta:
