@@ -15,7 +15,7 @@ from equisweep.errors import UserError
 # name -> (module, one-line help). Order is the order of `equisweep --help`.
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("equisweep.sweep.cli_validate", "check a sweep file: trials and FLOP total"),
-    "data": ("equisweep.task.cli", "generate or describe a cached rigid-body dataset"),
+    "data": ("equisweep.sweep.cli_data", "generate or describe a cached rigid-body dataset"),
     "run": ("equisweep.sweep.cli_run", "run a sweep on the embedded local Ray or a cluster"),
     "submit": ("equisweep.sweep.cli_submit", "submit a sweep to a Ray cluster as a Ray job"),
     "resume": ("equisweep.sweep.cli_resume", "continue an interrupted sweep"),

@@ -1,10 +1,15 @@
-"""`equisweep data generate|info`: build or describe a cached rigid-body dataset."""
+"""`equisweep data generate|info`: build or describe a cached rigid-body dataset.
+
+task/ never imports Ray: `--address` needs an `executor_for(address)` handed in by the caller
+(`equisweep.sweep.cli_data` gives one that runs shards as Ray tasks).
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import re
+from collections.abc import Callable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,13 +51,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="also re-hash every shard against the manifest")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, executor_for: Callable[[str], object] | None = None) -> int:
+    """`executor_for(address)`: an executor with a concurrent.futures-style `map` on the
+    cluster at `address`; without one, `--address` is refused."""
     if args.data_command == "generate":
-        return _generate(args)
+        return _generate(args, executor_for)
     return _info(args)
 
 
-def _generate(args) -> int:
+def _generate(args, executor_for) -> int:
     from equisweep.errors import UserError
     from equisweep.task.config import SHAPE_KINDS, TaskConfig
     from equisweep.task.generate import ensure_dataset, is_complete, load_manifest
@@ -70,30 +77,15 @@ def _generate(args) -> int:
     address = args.address or os.environ.get("RAY_ADDRESS")
     # Join a cluster only when there is something to generate.
     done = is_complete(cfg, args.out, verify=True)
-    executor = _ray_executor(address) if address and not done else None
+    executor = None
+    if address and not done:
+        if executor_for is None:
+            raise UserError("--address: no cluster executor here (run `equisweep data`)")
+        executor = executor_for(address)
     path = ensure_dataset(cfg, cache_dir=args.out, workers=args.workers,
                           progress=not args.quiet, executor=executor, verify=True)
     print(_describe(path, load_manifest(path)))
     return 0
-
-
-def _ray_executor(address: str):
-    from equisweep.errors import UserError
-
-    try:
-        from equisweep.sweep.ray_map import ray_executor
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("equisweep"):
-            raise UserError("--address: this equisweep has no Ray executor "
-                            "(equisweep.sweep.ray_map is missing)") from None
-        raise
-    try:
-        return ray_executor(address)
-    except UserError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - Ray raises assorted types for a bad address
-        raise UserError(f"--address: cannot join the Ray cluster at {address!r}: "
-                        f"{type(exc).__name__}: {exc}") from None
 
 
 def _info(args) -> int:

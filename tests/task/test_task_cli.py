@@ -112,3 +112,22 @@ def test_unreachable_address_is_a_user_error(cli, monkeypatch, tmp_path):
     rc, _, err = cli("generate", *ARGS, "--out", str(tmp_path / "c"), "--address", "nowhere")
     assert rc == 2 and "--address: cannot join the Ray cluster at 'nowhere'" in err
     assert not (tmp_path / "c").exists()
+
+
+def test_task_cli_alone_refuses_address_without_an_executor(tmp_path):
+    """task/ knows no Ray: the cluster executor is handed in (by equisweep.sweep.cli_data)."""
+    import argparse
+
+    from equisweep.errors import UserError
+    from equisweep.task import cli as task_cli
+
+    parser = argparse.ArgumentParser()
+    task_cli.add_arguments(parser)
+    args = parser.parse_args(["generate", *ARGS, "--out", str(tmp_path / "c"),
+                              "--address", "ray://head:10001"])
+    with pytest.raises(UserError, match="--address"):
+        task_cli.run(args)
+    assert not (tmp_path / "c").exists()
+    recorder = _Recorder()
+    assert task_cli.run(args, executor_for=lambda address: recorder) == 0
+    assert len(recorder.jobs) == 4
