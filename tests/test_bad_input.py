@@ -74,8 +74,25 @@ EXPECT_SWEEP = {
     "store_is_a_file": "{tmp}/afile", "store_under_a_file": "{tmp}/afile",
 }
 
+# sweep name -> recorded metadata fields that differ from a good record
+RECORDED = {
+    "rec_no_spec": {"spec": None},
+    "rec_spec_not_a_mapping": {"spec": ["a", "b"]},
+    "rec_spec_invalid": {"spec": _sweep("rec_spec_invalid", max_concurrent="two")},
+    "rec_spec_other_name": {"spec": _sweep("someone_else")},
+    "rec_name_differs": {"name": "other"},
+    "rec_data_dir_not_text": {"data_dir": 5},
+}
+EXPECT_RECORDED = {
+    "rec_no_spec": "field 'spec'", "rec_spec_not_a_mapping": "field 'spec'",
+    "rec_spec_invalid": "max_concurrent", "rec_spec_other_name": "'someone_else'",
+    "rec_name_differs": "field 'name'", "rec_data_dir_not_text": "field 'data_dir'",
+}
+
 # (id, argv, text the one-line message must contain); {tmp}, {ds} are filled in.
 CASES = [(f"run_{k}", ["run", f"{{tmp}}/sweeps/{k}.yaml"], v) for k, v in EXPECT_SWEEP.items()]
+CASES += [(f"resume_{k}", ["resume", k, "--store", "{tmp}/store"], v)
+          for k, v in EXPECT_RECORDED.items()]
 CASES += [
     # sweep files that are not sweep data
     ("run_object_tag", ["run", "{tmp}/sweeps/object_tag.yaml"], "object tags are refused"),
@@ -219,8 +236,13 @@ def world(tmp_path, datasets, monkeypatch):
     write_minimal_sweep(tmp_path / "store", "exists")
     from equisweep.store import open_store
 
-    open_store(tmp_path / "store").write_sweep_meta("notune", {
-        "name": "notune", "tune_path": str(tmp_path / "store" / "_tune" / "notune")})
+    store = open_store(tmp_path / "store")
+    store.write_sweep_meta("notune", {
+        "name": "notune", "spec": _sweep("notune"),
+        "tune_path": str(tmp_path / "store" / "_tune" / "notune")})
+    # Recorded sweeps that resume must refuse before it looks for Tune state or Ray.
+    for name, meta in RECORDED.items():
+        store.write_sweep_meta(name, dict({"name": name, "spec": _sweep(name)}, **meta))
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     monkeypatch.chdir(cwd)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from equisweep.store import location
+from equisweep.store import fragments, location
 from equisweep.store.schema import METRIC_FILE_SCHEMA, TRIAL_FILE_SCHEMA
 from equisweep.store.writer import SUMMARY_KEY, decode_summary
 
@@ -49,16 +49,20 @@ class CheckReport:
 
 
 def _check_parquet(fs, path: str, schema: pa.Schema) -> None:
+    """What every reader checks (see equisweep.store.fragments), on the whole file."""
     with fs.open_input_file(path) as f:
         pf = pq.ParquetFile(f)
+        problem = fragments.schema_problem(pf.schema_arrow, schema)
+        if problem:
+            raise ValueError(problem)
         table = pf.read()
-        missing = [x.name for x in schema if not x.nullable and x.name not in table.column_names]
-        if missing:
-            raise ValueError(f"missing required columns {missing}")
         for x in schema:
             if x.name in table.column_names and not table.schema.field(x.name).type.equals(
                     x.type):
-                table.column(x.name).cast(x.type)  # raises when the types do not fit
+                table.column(x.name).cast(x.type)  # raises when the values do not fit
+        problem = fragments.null_problem(table, schema)
+        if problem:
+            raise ValueError(problem)
         blob = (pf.metadata.metadata or {}).get(SUMMARY_KEY)
         if blob is not None:
             decode_summary(blob)
@@ -73,7 +77,9 @@ def check_store(store) -> CheckReport:
     report = CheckReport(store.uri)
     for kind in location.KINDS:
         suffix = ".json" if kind == "sweeps" else ".parquet"
-        for frag in location.list_files(fs, root, kind, None, suffix):
+        frags, problems = fragments.scan(fs, root, kind, None, suffix)
+        report.damaged += [DamagedFile(p.path, p.reason) for p in problems]
+        for frag in frags:
             try:
                 if kind == "sweeps":
                     with fs.open_input_stream(frag.path) as f:

@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
 
 import pyarrow.fs as pafs
 
@@ -34,6 +35,33 @@ def next_seq(count: int = 1) -> int:
         return first
 
 
+# Query parameters of pyarrow's S3/GCS URIs that carry secrets.
+_SECRET_PARAMS = {"access_key", "secret_key", "session_token", "access_token",
+                  "credentials", "credential_token"}
+_BUCKET_SCHEMES = {"s3", "gs", "gcs"}
+
+
+def check_uri(uri: str) -> None:
+    """Refuse a store URI that names no bucket or carries credentials.
+
+    Credentials come from the environment (AWS_ACCESS_KEY_ID, ... as boto3 and pyarrow
+    read them), never from the URI: a URI is recorded in the store's metadata and shown
+    in logs, so a secret inside it would be written out. The message never repeats it.
+    """
+    parsed = urlsplit(uri)
+    scheme = parsed.scheme.lower()
+    shown = f"{scheme}://{parsed.hostname or ''}{parsed.path}"
+    if parsed.username or parsed.password:
+        raise UserError(f"store URI {shown}: credentials in the URI are refused; set them "
+                        "in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")
+    secret = sorted({k.lower() for k in parse_qs(parsed.query)} & _SECRET_PARAMS)
+    if secret:
+        raise UserError(f"store URI {shown}: {', '.join(secret)} in the URI is refused; set "
+                        "credentials in the environment (AWS_ACCESS_KEY_ID, ...)")
+    if scheme in _BUCKET_SCHEMES and not parsed.netloc:
+        raise UserError(f"store URI {uri!r} names no bucket: use {scheme}://BUCKET/PREFIX")
+
+
 def resolve(uri, filesystem: pafs.FileSystem | None = None) -> tuple[pafs.FileSystem, str]:
     """Local path or pyarrow filesystem URI → (filesystem, root path without trailing '/')."""
     if isinstance(uri, os.PathLike):
@@ -42,6 +70,8 @@ def resolve(uri, filesystem: pafs.FileSystem | None = None) -> tuple[pafs.FileSy
         raise UserError(f"store location must be a path or URI, got {uri!r}")
     if filesystem is not None:
         return filesystem, uri.rstrip("/") or "/"
+    if "://" in uri:
+        check_uri(uri)
     if "://" not in uri:
         return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(uri))
     try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
@@ -21,13 +20,16 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from equisweep.errors import UserError
-from equisweep.store import dedup, location
+from equisweep.store import dedup, fragments, location
+from equisweep.store.fragments import DamagedFragmentWarning  # noqa: F401  (public name)
 from equisweep.store.naming import validate_sweep_name
 from equisweep.store.schema import (
     METRIC_FIELDS,
+    METRIC_FILE_SCHEMA,
     METRIC_READ_SCHEMA,
     METRIC_SCHEMA,
     SEQ,
+    TRIAL_FILE_SCHEMA,
     TRIAL_READ_SCHEMA,
     TRIAL_SCHEMA,
     fill_derived,
@@ -46,14 +48,10 @@ _METRIC_SCAN_SCHEMA = pa.schema(
 _THREADS = 8  # footer reads are latency-bound on object stores
 
 
-class DamagedFragmentWarning(UserWarning):
-    """A store file could not be read and was skipped."""
-
-
-def _warn_damaged(path: str, err: BaseException) -> None:
-    msg = f"skipping damaged results file {path}: {' '.join(str(err).split())[:200]}"
-    log.warning(msg)
-    warnings.warn(msg, DamagedFragmentWarning, stacklevel=3)
+def _warn_damaged(path: str, err: BaseException | str) -> None:
+    reason = err if isinstance(err, str) else fragments.one_line(err)
+    log.debug("skipping damaged results file %s: %s", path, reason)
+    fragments.report(fragments.Problem(path, reason))
 
 
 def _empty(schema: pa.Schema) -> pa.Table:
@@ -104,7 +102,10 @@ class Store:
 
     def read_sweep_meta(self, sweep: str) -> dict | None:
         """The newest readable metadata of a sweep, or None if it has none."""
-        files = location.list_files(self.filesystem, self.root, "sweeps", sweep, ".json")
+        files, problems = fragments.scan(self.filesystem, self.root, "sweeps",
+                                         validate_sweep_name(sweep), ".json")
+        for p in problems:
+            _warn_damaged(p.path, p.reason)
         for frag in reversed(files):
             try:
                 with self.filesystem.open_input_stream(frag.path) as f:
@@ -126,10 +127,38 @@ class Store:
             names |= location.list_sweep_dirs(self.filesystem, self.root, kind)
         return sorted(names)
 
-    def _fragments(self, kind: str, sweep: str | None):
+    def _listed(self, kind: str, sweep: str | None):
+        """Fragments of a table as listed, reporting what cannot be data (see fragments)."""
         if sweep is not None:
             validate_sweep_name(sweep)
-        return location.list_files(self.filesystem, self.root, kind, sweep, ".parquet")
+        frags, problems = fragments.scan(self.filesystem, self.root, kind, sweep, ".parquet")
+        for p in problems:
+            _warn_damaged(p.path, p.reason)
+        return frags
+
+    def _fragments(self, kind: str, sweep: str | None):
+        """Listed fragments whose footer says they hold this table's columns and types."""
+        frags = self._listed(kind, sweep)
+        schema = _FILE_SCHEMAS[kind]
+
+        def verdict(frag):
+            try:
+                return fragments.footer_problem(self.filesystem, frag.path, schema)
+            except FileNotFoundError:
+                log.info("results file vanished while reading: %s", frag.path)
+                return "vanished"
+            except (OSError, pa.ArrowException) as err:
+                return fragments.one_line(err)
+
+        with ThreadPoolExecutor(max_workers=min(_THREADS, max(1, len(frags)))) as pool:
+            verdicts = list(pool.map(verdict, frags))
+        good = []
+        for frag, problem in zip(frags, verdicts):
+            if problem is None:
+                good.append(frag)
+            elif problem != "vanished":
+                _warn_damaged(frag.path, problem)
+        return good
 
     def _dataset(self, frags, schema):
         dictionary = schema.field("key").type == _DICT
@@ -149,19 +178,28 @@ class Store:
         if not frags:
             return _empty(schema if columns is None else pa.schema([schema.field(c)
                                                                     for c in columns]))
+        file_schema = _FILE_SCHEMAS[kind]
         try:
-            return self._dataset(frags, schema).to_table(columns=columns, filter=filter)
+            table = self._dataset(frags, schema).to_table(columns=columns, filter=filter)
+            if fragments.null_problem(table, file_schema) is None:
+                return table
         except (OSError, pa.ArrowException):
             pass  # some fragment is damaged or vanished: find which, keep the rest
         parts = []
         for frag in frags:
             try:
-                parts.append(self._dataset([frag], schema).to_table(columns=columns,
-                                                                     filter=filter))
+                part = self._dataset([frag], schema).to_table(columns=columns, filter=filter)
             except FileNotFoundError:
                 log.info("results file vanished while reading: %s", frag.path)
+                continue
             except (OSError, pa.ArrowException) as err:
                 _warn_damaged(frag.path, err)
+                continue
+            problem = fragments.null_problem(part, file_schema)
+            if problem:
+                _warn_damaged(frag.path, problem)
+            else:
+                parts.append(part)
         if not parts:
             return _empty(schema if columns is None else pa.schema([schema.field(c)
                                                                     for c in columns]))
@@ -212,22 +250,29 @@ class Store:
 
     def _candidates(self, sweep: str | None) -> pa.Table:
         """Per-fragment final-row candidates, from footers where present."""
-        frags = self._fragments("metrics", sweep)
+        frags = self._listed("metrics", sweep)  # validated from the footer read below
 
         def one(frag):
             try:
-                meta = pq.read_metadata(frag.path, filesystem=self.filesystem).metadata or {}
+                footer = pq.read_metadata(frag.path, filesystem=self.filesystem)
             except FileNotFoundError:
                 log.info("results file vanished while reading: %s", frag.path)
                 return None
             except (OSError, pa.ArrowException) as err:
                 _warn_damaged(frag.path, err)
                 return None
-            blob = meta.get(SUMMARY_KEY)
+            problem = fragments.schema_problem(footer.schema.to_arrow_schema(),
+                                               METRIC_FILE_SCHEMA)
+            if problem:
+                _warn_damaged(frag.path, problem)
+                return None
+            blob = (footer.metadata or {}).get(SUMMARY_KEY)
             if blob is not None:
                 try:
-                    cand = decode_summary(blob)
-                    return cand.select(CANDIDATE_SCHEMA.names[1:])
+                    cand = decode_summary(blob).select(CANDIDATE_SCHEMA.names[1:])
+                    if fragments.null_problem(cand, METRIC_FILE_SCHEMA) is None:
+                        return cand
+                    log.info("recomputing a summary with null keys of %s", frag.path)
                 except (pa.ArrowException, ValueError, KeyError) as err:
                     log.info("recomputing unreadable summary of %s: %s", frag.path, err)
             return frag  # written without a summary: read it in full below
@@ -248,6 +293,10 @@ class Store:
                 continue
             except (OSError, pa.ArrowException) as err:
                 _warn_damaged(frag.path, err)
+                continue
+            problem = fragments.null_problem(full, METRIC_FILE_SCHEMA)
+            if problem:
+                _warn_damaged(frag.path, problem)
                 continue
             parts.append(dedup.fragment_candidates(full))
         if not parts:
@@ -279,6 +328,9 @@ class Store:
         from equisweep.store.check import check_store
 
         return check_store(self)
+
+
+_FILE_SCHEMAS = {"trials": TRIAL_FILE_SCHEMA, "metrics": METRIC_FILE_SCHEMA}
 
 
 def _compile_where(where, schema: pa.Schema):

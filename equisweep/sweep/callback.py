@@ -51,6 +51,15 @@ class StoreCallback(Callback):
         state["_bar"] = None
         return state
 
+    def __setstate__(self, state):
+        # A callback restored from Tune's experiment state (resume) writes into the store
+        # the resuming command was given, not the one recorded at submission: the store
+        # may have been moved or copied since (see `equisweep.sweep.relocate`).
+        from equisweep.sweep.relocate import bound_store
+
+        self.__dict__.update(state)
+        self.store_uri = bound_store(self.sweep, self.store_uri)
+
     @property
     def writer(self):
         if self._writer is None:

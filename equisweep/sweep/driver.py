@@ -48,6 +48,8 @@ def run_sweep(spec, *, store_uri: str | None = None, address: str | None = None,
     store.write_sweep_meta(spec.name, {
         "name": spec.name, "source": spec.source, "spec": spec.raw,
         "budget_flops": spec.budget_flops, "store": store_uri,
+        # Where Tune's state was at submission (informative: resume looks for it under
+        # the store it is given, so a moved or copied store resumes from its new place).
         "tune_path": os.path.join(tune_dir(store_uri), spec.name),
         "data_dir": data_dir, "planned_trials": len(plan.slots) + plan.done,
         "submitted_at": datetime.now(timezone.utc).isoformat(),
@@ -75,6 +77,9 @@ def _check_folders(store_uri: str, data_dir: str | None) -> None:
             probe = probe.parent
         if not probe.is_dir():
             raise UserError(f"{what} {path}: {probe} is a file, not a folder")
+        # What the kernel will check when we write (the effective uid; read-only mounts).
+        if not os.access(probe, os.W_OK | os.X_OK, effective_ids=True):
+            raise UserError(f"{what} {path}: {probe} is not writable by this user")
 
 
 def _build_dataset(spec, data_dir, progress) -> None:
@@ -108,11 +113,13 @@ def _make_tuner(spec, store_uri, searcher, n_trials, verbose, progress):
     from ray import tune
 
     from equisweep.sweep.callback import StoreCallback
+    from equisweep.sweep.relocate import RelocatingScheduler
 
     return tune.Tuner(
         _trainable(spec),
         tune_config=tune.TuneConfig(
             search_alg=searcher,
+            scheduler=RelocatingScheduler(spec.name),
             num_samples=n_trials,
             max_concurrent_trials=spec.max_concurrent,
             reuse_actors=True,
@@ -133,7 +140,12 @@ def _make_tuner(spec, store_uri, searcher, n_trials, verbose, progress):
 def resume_sweep(name: str, *, store_uri: str, address: str | None = None,
                  verbose: int = 0) -> dict:
     """Continue an interrupted sweep from Tune's experiment state (unfinished and errored
-    trials resume from their last checkpoints; the searcher resumes its plan)."""
+    trials resume from their last checkpoints; the searcher resumes its plan).
+
+    Everything is found relative to the store given here, and every row is written into
+    it, whatever was recorded at submission: a store that was moved or copied resumes
+    from its new place and never writes back to the old one.
+    """
     from equisweep.store import open_store, validate_sweep_name
     from equisweep.store.naming import absolute_store
 
@@ -143,8 +155,9 @@ def resume_sweep(name: str, *, store_uri: str, address: str | None = None,
     meta = store.read_sweep_meta(name) if name in store.sweeps() else None
     if not meta:
         raise UserError(f"sweep {name!r}: no record of it in the store at {store_uri}")
-    path = meta["tune_path"]
-    _check_folders(store_uri, meta.get("data_dir"))
+    spec, data_dir = _recorded_sweep(name, meta, store_uri)
+    path = os.path.join(tune_dir(store_uri), name)
+    _check_folders(store_uri, data_dir)
     from equisweep.sweep.session import prepare
 
     prepare(address)  # before Ray is imported: Ray reads its auth mode once
@@ -153,15 +166,37 @@ def resume_sweep(name: str, *, store_uri: str, address: str | None = None,
     # Checked on storage alone, before Ray starts.
     if not tune.Tuner.can_restore(path):
         raise UserError(f"sweep {name!r}: no Ray Tune experiment state at {path}")
+    from equisweep.sweep.relocate import bind
     from equisweep.sweep.session import connect
 
+    bind(name, store_uri, tune_dir(store_uri))  # before Tune unpickles the sweep's state
     connect(address)
-    from equisweep.spec import parse_spec
-
-    spec = parse_spec(meta["spec"], source=meta.get("source") or name)
-    _build_dataset(spec, meta.get("data_dir"), progress=True)
+    _build_dataset(spec, data_dir, progress=True)
     tuner = tune.Tuner.restore(path, trainable=_trainable(spec), resume_unfinished=True,
                                resume_errored=True)
     results = tuner.fit()
     return {"sweep": name, "store": store_uri, "trials": len(results),
             "errors": sum(1 for r in results if r.error is not None)}
+
+
+def _recorded_sweep(name: str, meta: dict, store_uri: str):
+    """The sweep's recorded spec, validated as `equisweep run` would, before Ray starts."""
+    from equisweep.spec import parse_spec
+
+    where = f"sweep {name!r} in {store_uri}: recorded metadata"
+    if meta.get("name") != name:
+        raise UserError(f"{where}: field 'name' is {meta.get('name')!r}, not {name!r}")
+    if not isinstance(meta.get("spec"), dict):
+        raise UserError(f"{where}: field 'spec' is missing or not a mapping")
+    data_dir = meta.get("data_dir")
+    if data_dir is not None and not (isinstance(data_dir, str) and data_dir.strip()):
+        raise UserError(f"{where}: field 'data_dir' is {data_dir!r}, not a folder")
+    source = meta.get("source")
+    source = source if isinstance(source, str) and source else name
+    try:
+        spec = parse_spec(meta["spec"], source=source)
+    except UserError as err:
+        raise UserError(f"{where}: the recorded spec is invalid: {err}") from None
+    if spec.name != name:
+        raise UserError(f"{where}: its spec is for sweep {spec.name!r}, not {name!r}")
+    return spec, data_dir

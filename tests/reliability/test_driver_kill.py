@@ -9,10 +9,6 @@ Ray process of that cluster outlives it).
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,6 +17,7 @@ import pytest
 
 from equisweep.store import open_store
 from tests.reliability.conftest import raw_rows, reliability_sweep, write_yaml
+from tests.reliability.drivers import Driver
 from tests.reliability.helpers import COMPARED, same
 
 pytestmark = pytest.mark.slow
@@ -31,37 +28,6 @@ TOTAL_ROWS = N_TRIALS * ROWS_PER_TRIAL
 # (moment, distinct stored (key, step) rows at which the driver is killed)
 KILL_AT = [("first rows stored", 1), ("half the rows stored", TOTAL_ROWS // 2),
            ("near the end", TOTAL_ROWS - 4)]
-
-
-class Driver:
-    def __init__(self, args: list[str], log: Path):
-        env = {k: v for k, v in os.environ.items()
-               if k != "RAY_ADDRESS" and not k.startswith("EQUISWEEP_FAULT")}
-        # No RAY_AUTH_MODE: `equisweep run/resume --address` must find ~/.ray/auth_token
-        # and use it by itself, as a user's shell would not set the variable either.
-        env.pop("RAY_AUTH_MODE", None)
-        self.log = log
-        self._out = open(log, "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "equisweep.cli", *args],
-                                     stdout=self._out, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:]
-
-    def kill(self) -> None:
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
-        self._out.close()
-
-    def wait(self, timeout: float = 400) -> int:
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.kill()
-        self._out.close()
-        return rc
 
 
 def _distinct_rows(store: Path) -> int:
