@@ -37,7 +37,7 @@ def variant_name(family: str, augment: bool) -> str:
 
 
 def load_sweep(store, sweep: str) -> SweepData:
-    """Read one sweep from a store (see contracts: `final`, `metrics`, `sweeps`)."""
+    """Read one sweep from a store (`Store.final`, `.metrics`, `.sweeps`: DESIGN §7, §10)."""
     known = list(store.sweeps())
     if sweep not in known:
         where = getattr(store, "uri", None) or getattr(store, "root", "the store")

@@ -1,11 +1,12 @@
 """Vectorised "last row wins" logic: no per-row Python.
 
-Rules (contracts.md): a trial shows its last-written row; a metric (sweep, key, step) shows
-the row of the highest attempt, ties going to the last written (`_seq`); a trial's final row
-is its max-step metric row and its test_loss comes from the latest-attempt row that has one.
-Both "max of (step, attempt, _seq)" and "max of (attempt, _seq) among rows with test_loss"
-are decomposable, so each fragment stores its own candidates (see `fragment_candidates`) and
-`final()` reduces those instead of rescanning every metric row.
+Rules (DESIGN §7; docs/STORE.md writes them in SQL): a trial shows its last-written row; a
+metric (sweep, key, step) shows the row of the highest attempt, ties going to the last
+written (`_seq`); a trial's final row is its max-step metric row and its test_loss comes
+from the latest-attempt row that has one. Both "max of (step, attempt, _seq)" and "max of
+(attempt, _seq) among rows with test_loss" are decomposable, so each fragment stores its own
+candidates (see `fragment_candidates`) and `final()` reduces those instead of rescanning
+every metric row.
 """
 
 from __future__ import annotations

@@ -7,25 +7,16 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from equisweep import cli
 from equisweep.analysis.data import load_sweep
 from equisweep.errors import UserError
+from tests.helpers.cli import run_cli
 
 
 @pytest.fixture
 def run(monkeypatch, capsys):
     monkeypatch.delenv("EQUISWEEP_STORE", raising=False)
 
-    def go(*argv):
-        capsys.readouterr()
-        try:
-            rc = cli.main([str(a) for a in argv])
-        except SystemExit as exc:
-            rc = exc.code
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return go
+    return lambda *argv: run_cli(capsys, *argv)
 
 
 def one_line_error(rc, err, *needles):

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from equisweep import cli
 from equisweep.analysis import bootstrap, lawfit, scaling
+from tests.helpers.cli import run_cli
 
 CHINCHILLA = Path(__file__).parents[2].parent / "shared/data/chinchilla_svg_extracted.csv"
 # Besiroglu et al. 2024 fit, converged (the targets of the issue)
@@ -82,22 +82,12 @@ def test_group_bootstrap_draws_whole_groups():
     assert np.all(W.sum(axis=1) == 6)
 
 
-def run_cli(argv, capsys):
-    capsys.readouterr()
-    try:
-        rc = cli.main([str(a) for a in argv])
-    except SystemExit as exc:
-        rc = exc.code
-    return rc, *capsys.readouterr()
-
-
 def test_fit_cli_json_on_synthetic_table(tmp_path, capsys):
     N, S, L, c = planted(seed=2, n=60, noise=0.005)
     p = tmp_path / "t.csv"
     p.write_text("n,s,loss\n" + "\n".join(f"{a},{b},{x}" for a, b, x in zip(N, S, L)))
-    rc, out, err = run_cli(["fit", "--csv", p, "--n", "n", "--s", "s", "--loss", "loss",
-                            "--grid", "adaptive", "--starts", "300", "--bootstrap", "40",
-                            "--json"], capsys)
+    rc, out, err = run_cli(capsys, "fit", "--csv", p, "--n", "n", "--s", "s", "--loss", "loss",
+                           "--grid", "adaptive", "--starts", "300", "--bootstrap", "40", "--json")
     assert rc == 0, err
     res = json.loads(out)
     for k in ("E", "A", "B", "alpha", "beta"):
@@ -112,9 +102,9 @@ def test_chinchilla_reproduces_besiroglu_et_al(capsys):
     if not CHINCHILLA.is_file():
         pytest.skip(f"Epoch AI's Chinchilla extraction not found at {CHINCHILLA} "
                     "(CI keeps shared/ beside the clone)")
-    rc, out, err = run_cli(["fit", "--csv", CHINCHILLA, "--n", "Model Size", "--compute",
-                            "Training FLOP", "--loss", "loss", "--drop-highest", "5",
-                            "--bootstrap", "200", "--json"], capsys)
+    rc, out, err = run_cli(capsys, "fit", "--csv", CHINCHILLA, "--n", "Model Size", "--compute",
+                           "Training FLOP", "--loss", "loss", "--drop-highest", "5",
+                           "--bootstrap", "200", "--json")
     assert rc == 0, err
     r = json.loads(out)
     assert r["n_points"] == 240 and r["n_starts"] == 4500

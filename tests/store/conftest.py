@@ -7,6 +7,7 @@ from storehelp import metric, trial
 
 from equisweep import cli
 from equisweep.store import open_store
+from tests.helpers.cli import run_cli as _run_cli
 
 STORE_COMMANDS = ("query", "status", "store")
 
@@ -44,13 +45,4 @@ def run_cli(monkeypatch, capsys):
                         {k: v for k, v in cli.COMMANDS.items() if k in STORE_COMMANDS})
     monkeypatch.delenv("EQUISWEEP_STORE", raising=False)
 
-    def run(*argv):
-        capsys.readouterr()
-        try:
-            rc = cli.main([str(a) for a in argv])
-        except SystemExit as exc:  # argparse errors
-            rc = exc.code
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return run
+    return lambda *argv: _run_cli(capsys, *argv)

@@ -32,13 +32,6 @@ def cli(monkeypatch, capsys):
     # Only `data` is under test; other commands' modules may be mid-construction.
     monkeypatch.setattr(equisweep.cli, "COMMANDS", {"data": equisweep.cli.COMMANDS["data"]})
 
-    def run(*argv: str):
-        capsys.readouterr()
-        try:
-            rc = equisweep.cli.main(["data", *argv])
-        except SystemExit as exc:  # argparse errors
-            rc = exc.code
-        out, err = capsys.readouterr()
-        return rc, out, err
+    from tests.helpers.cli import run_cli
 
-    return run
+    return lambda *argv: run_cli(capsys, "data", *argv)
