@@ -9,7 +9,6 @@ uninterrupted run would have.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 
 from equisweep.models import build_model, count_flops
+from equisweep.schedule import lr_factor, training_lr_factor  # noqa: F401 (re-exported)
 from equisweep.spec.hparams import HPARAM_DEFAULTS
 from equisweep.store.schema import REPORTED_METRICS
 from equisweep.task import RigidBodyDataset, TaskConfig, collate, ensure_dataset
@@ -36,11 +36,17 @@ class TrialDiverged(RuntimeError):
 
 @dataclass
 class Emit:
-    """What the generator yields: a metric row and, when one was just written, a checkpoint."""
+    """What the generator yields: a metric row and, when one was just written, a checkpoint.
 
-    row: dict
+    A WSD trunk also yields fork checkpoints (`fork_step` set, `row` None): the state at a
+    shorter length's fork step, with every row emitted up to it in `fork_rows`.
+    """
+
+    row: dict | None
     checkpoint_dir: str | None = None
     final: bool = False
+    fork_step: int | None = None
+    fork_rows: list | None = None
 
 
 def honour_cpu_threads() -> int:
@@ -62,19 +68,6 @@ def _generator(seed: int, stream: int, index: int) -> torch.Generator:
     g = torch.Generator()
     g.manual_seed(int(np.random.SeedSequence([seed, stream, index]).generate_state(1)[0]))
     return g
-
-
-def lr_factor(step: int, total: int, warmup: float, schedule: str) -> float:
-    """Multiplier of the peak learning rate at `step` (0-based) of `total`."""
-    warm = int(round(warmup * total))
-    if warm > 0 and step < warm:
-        return (step + 1) / warm
-    if schedule == "constant":
-        return 1.0
-    progress = (step - warm) / max(1, total - warm)
-    if schedule == "linear":
-        return max(0.0, 1.0 - progress)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 class WindowSampler:
@@ -187,11 +180,16 @@ def iter_trial(
     device: str | None = None,
     data_dir: str | Path | None = None,
     progress: bool = False,
+    fork_steps: tuple[int, ...] | list[int] = (),
 ) -> Iterator[Emit]:
     """Train one trial; yield a metric row at every eval (and checkpoint) step.
 
     `checkpoint_dir`: where checkpoints are written (a fresh folder per checkpoint is
     `checkpoint_dir/step-XXXXXXXX`). `restore_from`: a folder written earlier, to continue.
+    `fork_steps` (a WSD trunk; needs `checkpoint_dir`): also write `checkpoint_dir/fork-XXXXXXXX`
+    after each of these steps, without emitting a row there, so the trunk's curve stays that of
+    its own standalone run; its checkpoints then carry the rows emitted so far, which a branch
+    restored from a fork re-reports as the start of its own curve.
     The last Emit has `final=True` and carries `test_loss` (or `status='diverged'`).
     """
     honour_cpu_threads()
@@ -224,7 +222,9 @@ def iter_trial(
         weight_decay=float(hp["weight_decay"]),
     )
     warmup = float(hp["warmup"])
-    schedule = training.get("schedule", "cosine")
+    forks = {int(f) for f in fork_steps if 0 < int(f) < steps}
+    if forks and checkpoint_dir is None:
+        raise ValueError("fork_steps need a checkpoint_dir to write the fork checkpoints to")
     clip = float(hp["grad_clip"])
     augment = bool(config.get("augment", False))
     flops_cache: dict[int, int] = {}
@@ -247,6 +247,17 @@ def iter_trial(
         opt.load_state_dict(state["optimizer"])
         start, flops, wall = int(state["step"]), float(state["flops"]), float(state["wall_s"])
         loss_sum, loss_n = float(state["loss_sum"]), int(state["loss_n"])
+        history = list(state.get("rows") or [])
+    else:
+        history = []
+    keep_rows = bool(forks)  # only a trunk needs its past rows in its checkpoints
+
+    def state_dict(done: int) -> dict:
+        return {
+            "model": model.state_dict(), "optimizer": opt.state_dict(), "step": done,
+            "flops": flops, "wall_s": wall, "loss_sum": loss_sum, "loss_n": loss_n,
+            "rows": [dict(r) for r in history] if keep_rows else [],
+        }
 
     last_grad_norm = float("nan")
     window_t0, window_samples, window_flops = time.perf_counter(), 0, 0.0
@@ -266,7 +277,7 @@ def iter_trial(
             batch = act(batch, R, t)
         batch = _to(batch, dev)
         for group in opt.param_groups:
-            group["lr"] = float(hp["lr"]) * lr_factor(step, steps, warmup, schedule)
+            group["lr"] = float(hp["lr"]) * training_lr_factor(step, steps, training, warmup)
         with autocast():
             loss = masked_mse(model(batch), batch)
         if not torch.isfinite(loss):
@@ -295,6 +306,8 @@ def iter_trial(
         at_eval = done % eval_every == 0 or done == steps
         at_ckpt = checkpoint_dir is not None and (done % ckpt_every == 0 or done == steps)
         if not (at_eval or at_ckpt):
+            if done in forks:
+                yield _fork_emit(checkpoint_dir, done, state_dict(done), history)
             continue
         row = _row(done, batch_size, train_ds, flops, wall, loss_sum / max(loss_n, 1),
                    last_grad_norm, opt)
@@ -309,13 +322,12 @@ def iter_trial(
                 model, _to(val_batches[0], dev), seed, done
             )
             model.train()
+        if keep_rows:
+            history.append(dict(row))
         ckpt_path = None
         if at_ckpt:
             ckpt = Path(checkpoint_dir) / f"step-{done:08d}"
-            _save_checkpoint(ckpt, {
-                "model": model.state_dict(), "optimizer": opt.state_dict(), "step": done,
-                "flops": flops, "wall_s": wall, "loss_sum": 0.0, "loss_n": 0,
-            })
+            _save_checkpoint(ckpt, state_dict(done))
             ckpt_path = str(ckpt)
         final = done == steps
         if final:
@@ -325,8 +337,17 @@ def iter_trial(
             row["status"] = "finished"
         window_t0, window_samples, window_flops = time.perf_counter(), 0, 0.0
         yield Emit(row=row, checkpoint_dir=ckpt_path, final=final)
+        if done in forks:
+            yield _fork_emit(checkpoint_dir, done, state_dict(done), history)
     if bar is not None:
         bar.close()
+
+
+def _fork_emit(checkpoint_dir, done: int, state: dict, history: list) -> Emit:
+    path = Path(checkpoint_dir) / f"fork-{done:08d}"
+    _save_checkpoint(path, state)
+    return Emit(row=None, checkpoint_dir=str(path), fork_step=done,
+                fork_rows=[dict(r) for r in history])
 
 
 def _row(step, batch_size, train_ds, flops, wall, train_loss, grad_norm, opt) -> dict:
@@ -348,4 +369,4 @@ def _row(step, batch_size, train_ds, flops, wall, train_loss, grad_norm, opt) ->
 
 def run_trial(config: dict, **kwargs) -> list[dict]:
     """Run a trial to the end and return all its rows (convenience for scripts and tests)."""
-    return [e.row for e in iter_trial(config, **kwargs)]
+    return [e.row for e in iter_trial(config, **kwargs) if e.row is not None]
