@@ -11,11 +11,11 @@ import dataclasses
 import math
 from typing import Any
 
+from equisweep.schedule import DECAY_SHAPES, DEFAULT_COOLDOWN, DEFAULT_DECAY, SCHEDULES
 from equisweep.spec.check import BAD, Check, is_int, show, unknown
 from equisweep.spec.identity import canonical
 
 SEARCH_METHODS = ("grid", "random", "optuna")
-SCHEDULES = ("cosine", "linear", "constant")
 PRECISIONS = ("fp32", "bf16")
 DISTRIBUTIONS = ("loguniform", "uniform", "choice", "int")
 
@@ -89,8 +89,13 @@ def _hparam(c: Check, name: str, v: Any, path: str) -> Any:
 _HP_FIELDS = tuple(k for k in HPARAM_DEFAULTS if k != "warmup")
 
 
+# Only under `schedule: wsd`, and only then part of a trial's `training` dict: the keys of
+# cosine/linear/constant trials stay what they were before WSD existed.
+WSD_KEYS = ("cooldown", "decay")
+
+
 def parse_training(c: Check, raw: Any) -> tuple[dict, dict]:
-    allowed = tuple(TRAINING_DEFAULTS) + _HP_FIELDS
+    allowed = tuple(TRAINING_DEFAULTS) + WSD_KEYS + _HP_FIELDS
     if c.mapping(raw, "training", allowed) is BAD:
         return BAD, BAD
     t = {**TRAINING_DEFAULTS, **{k: v for k, v in raw.items() if k in TRAINING_DEFAULTS}}
@@ -98,6 +103,14 @@ def parse_training(c: Check, raw: Any) -> tuple[dict, dict]:
         t[k] = c.integer(t[k], f"training.{k}", 1)
     t["schedule"] = c.one_of(t["schedule"], "training.schedule", SCHEDULES)
     t["precision"] = c.one_of(t["precision"], "training.precision", PRECISIONS)
+    if t["schedule"] == "wsd":
+        t["cooldown"] = c.number(raw.get("cooldown", DEFAULT_COOLDOWN), "training.cooldown",
+                                 "a fraction in (0, 1) of each length", lambda v: 0 < v < 1)
+        t["decay"] = c.one_of(raw.get("decay", DEFAULT_DECAY), "training.decay", DECAY_SHAPES)
+    else:
+        for k in WSD_KEYS:
+            if k in raw:
+                c.add(f"training.{k}", f"only applies to schedule wsd, not {show(t['schedule'])}")
     t["warmup"] = _hparam(c, "warmup", t["warmup"], "training.warmup")
     hp = dict(HPARAM_DEFAULTS, warmup=t["warmup"])
     for k in _HP_FIELDS:

@@ -16,6 +16,7 @@ from equisweep.spec.check import BAD, Check, SpecError, show, type_word, unknown
 from equisweep.spec.hparams import parse_search, parse_training
 from equisweep.spec.identity import canonical
 from equisweep.spec.sweep_spec import FamilySpec, GridSpec, SweepSpec
+from equisweep.spec.trunks import check_wsd
 from equisweep.store.naming import SWEEP_NAME_RULE, is_sweep_name, store_location
 
 _TOP_KEYS = (
@@ -57,6 +58,8 @@ def parse_spec(data: Any, source: str = "<sweep>") -> SweepSpec:
     budget = _parse_budget(c, data.get("budget"))
     max_concurrent = c.integer(data.get("max_concurrent", 1), "max_concurrent", 1)
     retries = c.integer(data.get("retries", 0), "retries", 0)
+    if BAD not in (grid, training, search):
+        check_wsd(c, grid, training, hp_defaults, search)
     store = data.get("store")
     if store is not None and (not isinstance(store, str) or not store.strip()):
         c.add("store", f"must be a path or URI string, got {show(store)}")

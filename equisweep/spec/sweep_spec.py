@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from equisweep.spec import budget as _budget
+from equisweep.spec import trunks as _trunks
 from equisweep.spec.hparams import HPARAM_DEFAULTS, SearchSpec, draw
 from equisweep.spec.identity import canonical, trial_key
 from equisweep.spec.trials import Cell, TrialConfig, step_flops
@@ -104,8 +105,10 @@ class SweepSpec:
                     )
 
     def sampler_seed(self, cell: Cell) -> int:
-        """Seed for a cell's hparam sampler (random search, or the driver's Optuna sampler)."""
-        return int(trial_key({"cell": cell.key, "seed": self.search.seed}), 16) % 2**32
+        """Seed for a cell's hparam sampler (random search, or the driver's Optuna sampler).
+        Under WSD the lengths of a group draw the same samples: each sample is one trunk."""
+        unit = _trunks.group_key(self, cell) if _trunks.is_wsd(self) else cell.key
+        return int(trial_key({"cell": unit, "seed": self.search.seed}), 16) % 2**32
 
     def cell_trial(self, cell: Cell, hparams: Mapping[str, Any] | None = None) -> TrialConfig:
         """The trial of `cell` with `hparams` over the defaults (fixed params included)."""
@@ -117,6 +120,8 @@ class SweepSpec:
             hp[k] = v
         hp = canonical(hp)
         training = {**self.training, "warmup": hp["warmup"]}
+        if _trunks.is_wsd(self):
+            training["warmup_steps"] = _trunks.warmup_steps(self, hp["warmup"])
         return TrialConfig(
             family=cell.family,
             size=dict(cell.size),

@@ -33,34 +33,33 @@ def run(args: argparse.Namespace) -> int:
 
 
 def summarize(spec, store: str | None = None) -> dict:
-    """Plain-data picture of a sweep: cells, trial counts, FLOPs and the budget cut."""
+    """Plain-data picture of a sweep: cells, trial counts, FLOPs and the budget cut.
+
+    `total_flops` is the compute of the points (each trial as a standalone run: what the fits
+    see); `spend_flops` is what training them uses (under WSD, shared trunk steps counted
+    once). The budget caps the spend.
+    """
+    from equisweep.spec import trunks
+
     per_cell = spec.trials_per_cell()
+    members = trunks.members(spec)
+    n_trials = len(members)
+    total = sum(m.total_flops for m in members)
     if spec.search.method == "optuna":
-        n_trials = spec.n_trials()
-        total = spec.total_flops()
         counts = {c.key: per_cell for c in spec.cells()}
     else:
-        trials = spec.trials()
-        n_trials = len(trials)
-        total = sum(t.total_flops for t in trials)
         counts: dict[str, int] = {}
-        for t in trials:
-            counts[t.cell_key] = counts.get(t.cell_key, 0) + 1
+        for m in members:
+            counts[m.obj.cell_key] = counts.get(m.obj.cell_key, 0) + 1
+    cost = trunks.planned_spend(spec)
     budget = None
     if spec.budget_flops is not None:
-        admitted = spec.budgeted_cells() if spec.search.method == "optuna" else None
-        if admitted is not None:
-            kept = sum(n for _, n in admitted)
-            kept_flops = sum(c.flops * n for c, n in admitted)
-        else:
-            kept_trials, _ = spec.apply_budget(trials)
-            kept = len(kept_trials)
-            kept_flops = sum(t.total_flops for t in kept_trials)
         budget = {
             "flops": spec.budget_flops,
-            "kept_trials": kept,
-            "skipped_trials": n_trials - kept,
-            "kept_flops": kept_flops,
+            "kept_trials": cost["kept_trials"],
+            "skipped_trials": n_trials - cost["kept_trials"],
+            "kept_flops": cost["kept_points_flops"],
+            "kept_spend_flops": cost["kept_spend_flops"],
         }
     cells = []
     for c in spec.cells():
@@ -75,6 +74,8 @@ def summarize(spec, store: str | None = None) -> dict:
         "n_cells": len(cells),
         "n_trials": n_trials,
         "total_flops": total,
+        "spend_flops": cost["spend_flops"],
+        "schedule": spec.training.get("schedule"),
         "budget": budget,
         "resources": spec.resources,
         "max_concurrent": spec.max_concurrent,
@@ -127,13 +128,21 @@ def render(summary: dict) -> str:
     out += [line(r) for r in rows]
     out.append(
         f"{summary['n_cells']} cells, {summary['n_trials']} trials, "
-        f"{summary['total_flops']:.3e} training FLOPs in total"
+        f"{summary['total_flops']:.3e} training FLOPs in total (the points, as the fits see them)"
     )
+    if summary["schedule"] == "wsd":
+        ratio = summary["spend_flops"] / summary["total_flops"] if summary["total_flops"] else 1
+        out.append(
+            f"schedule wsd: training spends {summary['spend_flops']:.3e} FLOPs "
+            f"({ratio:.2f}x the points; shared trunk steps counted once)"
+        )
     b = summary["budget"]
     if b is not None:
+        spend = (f", spending {b['kept_spend_flops']:.3e}"
+                 if summary["schedule"] == "wsd" else "")
         out.append(
             f"budget {b['flops']:.3e} FLOPs: runs {b['kept_trials']} trials "
-            f"({b['kept_flops']:.3e} FLOPs), skips {b['skipped_trials']}"
+            f"({b['kept_flops']:.3e} FLOPs of points{spend}), skips {b['skipped_trials']}"
         )
     res = summary["resources"]
     out.append(
