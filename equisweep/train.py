@@ -324,6 +324,10 @@ def iter_trial(
             model.train()
         if keep_rows:
             history.append(dict(row))
+        if done in forks:
+            # Before the row: a trunk that dies once this step's checkpoint is reported must
+            # already have published the fork, as its retry resumes past this step.
+            yield _fork_emit(checkpoint_dir, done, state_dict(done), history)
         ckpt_path = None
         if at_ckpt:
             ckpt = Path(checkpoint_dir) / f"step-{done:08d}"
@@ -337,8 +341,6 @@ def iter_trial(
             row["status"] = "finished"
         window_t0, window_samples, window_flops = time.perf_counter(), 0, 0.0
         yield Emit(row=row, checkpoint_dir=ckpt_path, final=final)
-        if done in forks:
-            yield _fork_emit(checkpoint_dir, done, state_dict(done), history)
     if bar is not None:
         bar.close()
 

@@ -4,36 +4,59 @@ Ray's own OptunaSearch runs one study over the whole space, which would let TPE 
 cells against each other. A scaling study needs every cell, so this searcher walks the
 planned slots (cell, hparams-or-ask) in order and keeps one Optuna study per cell (ask/tell).
 Its whole state pickles, so `Tuner.restore` resumes the search where it stopped.
+
+Under `schedule: wsd` (see `equisweep.spec.trunks`, `equisweep.sweep.plan`) a study belongs
+to a group (all lengths): the trunk slot of a share asks it, its branches inherit that
+sample, and the trunk's final validation loss is told. A branch is suggested only once it
+can start: its fork checkpoint exists, or its trunk ended without writing it (then it trains
+from scratch, as the standalone run its config describes). Until then `suggest` returns
+None, which tells Tune "nothing now, ask again later" — trunks are never held back by their
+branches, and branches run beside their trunk on whatever trial slots are free. Ready
+branches go before new trunks: they are short and release their fork checkpoints.
 """
 
 from __future__ import annotations
 
 import pickle
+import time
 
 from ray.tune.search import Searcher
 
 from equisweep.sweep import faults
 from equisweep.sweep.plan import Slot
 
+_POLL_S = 1.0  # how often pending branches look for their fork checkpoints
+
 
 class CellSearcher(Searcher):
     def __init__(self, spec, slots: list[Slot], prior: dict[str, list[tuple[dict, float]]],
-                 data_dir: str | None = None, objective: str = "val_loss"):
+                 data_dir: str | None = None, objective: str = "val_loss", forks=None):
         super().__init__(metric=None, mode=None)
         self.spec = spec
         self.slots = list(slots)
         self.prior = prior
         self.data_dir = data_dir
         self.objective = objective
-        self.next_slot = 0
-        self.live: dict[str, tuple[str, int | None]] = {}  # trial_id -> (cell, optuna number)
+        self.forks = forks  # ForkStore of this sweep (WSD)
+        self.taken: set[int] = set()
+        self.live: dict[str, tuple[str, int | None]] = {}  # trial_id -> (study, optuna number)
+        self.roles: dict[str, tuple[str, str, str]] = {}  # trial_id -> (role, share, key)
+        self.share_hparams: dict[str, dict] = {}
+        self.share_trunk: dict[str, str] = {}  # share -> trunk trial key, once suggested
+        self.trunk_ended: set[str] = set()  # shares whose trunk trial is over
+        self._ready: set[str] = set()
+        self._polled = 0.0
         self._studies: dict = {}
+
+    @property
+    def next_slot(self) -> int:  # slots handed out so far
+        return len(self.taken)
 
     def _cells(self) -> dict:
         return {c.key: c for c in self.spec.cells()}
 
-    def _study(self, cell_key: str):
-        if cell_key not in self._studies:
+    def _study(self, study_key: str, cell_key: str):
+        if study_key not in self._studies:
             import optuna
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -41,43 +64,116 @@ class CellSearcher(Searcher):
             sampler = optuna.samplers.TPESampler(seed=self.spec.sampler_seed(cell))
             study = optuna.create_study(direction="minimize", sampler=sampler)
             space = self.spec.optuna_space()
-            for hparams, value in self.prior.get(cell_key, []):
+            for hparams, value in self.prior.get(study_key, []):
                 params = {k: hparams[k] for k in space if k in hparams}
                 if len(params) == len(space):
                     study.add_trial(optuna.trial.create_trial(
                         params=params, distributions=space, value=value))
-            self._studies[cell_key] = study
-        return self._studies[cell_key]
+            self._studies[study_key] = study
+        return self._studies[study_key]
+
+    # ---- which slot next ------------------------------------------------------------------
+    def _poll_forks(self) -> None:
+        if self.forks is None or time.monotonic() - self._polled < _POLL_S:
+            return
+        self._polled = time.monotonic()
+        self._ready = self.forks.ready()
+
+    def _branch_key(self, slot: Slot) -> str | None:
+        hp = self.share_hparams.get(slot.share, slot.hparams)
+        if hp is None:
+            return None
+        return self.spec.cell_trial(self._cells()[slot.cell_key], hp).key
+
+    def _pick(self) -> int | None:
+        pending = [i for i in range(len(self.slots)) if i not in self.taken]
+        waiting = [i for i in pending if self.slots[i].role == "branch"]
+        if waiting:
+            self._poll_forks()
+        for i in pending:
+            slot = self.slots[i]
+            if slot.role == "forked":
+                return i
+            if slot.role == "branch" and slot.share in self.share_trunk and (
+                    slot.share in self.trunk_ended or self._branch_key(slot) in self._ready):
+                return i
+        for i in pending:
+            if self.slots[i].role != "branch":
+                return i
+        return None
 
     def suggest(self, trial_id: str):
-        if self.next_slot >= len(self.slots):
+        if len(self.taken) >= len(self.slots):
             return Searcher.FINISHED
-        slot = self.slots[self.next_slot]
-        self.next_slot += 1
+        i = self._pick()
+        if i is None:
+            return None  # only branches left, waiting for their forks: Tune asks again
+        self.taken.add(i)
+        slot = self.slots[i]
         cell = self._cells()[slot.cell_key]
         number = None
-        hparams = slot.hparams
+        hparams = self.share_hparams.get(slot.share) if slot.share else None
+        hparams = hparams if hparams is not None else slot.hparams
         if hparams is None:
-            study = self._study(slot.cell_key)
+            study = self._study(slot.study or slot.cell_key, slot.cell_key)
             trial = study.ask(self.spec.optuna_space())
             number, hparams = trial.number, dict(trial.params)
         config = self.spec.cell_trial(cell, hparams)
-        self.live[trial_id] = (slot.cell_key, number)
-        return trial_payload(config, self.data_dir)
+        if slot.share:
+            self.share_hparams.setdefault(slot.share, dict(config.hparams))
+        if slot.role in ("trunk", None) or number is not None:
+            self.live[trial_id] = (slot.study or slot.cell_key, number)
+        payload = trial_payload(config, self.data_dir)
+        if slot.role:
+            payload["wsd"] = self._wsd_payload(slot, config.key)
+            payload["fork_store"] = (self.forks.store_uri, self.forks.sweep) if self.forks \
+                else None
+            self.roles[trial_id] = (slot.role, slot.share, config.key)
+        return payload
 
+    def _wsd_payload(self, slot: Slot, key: str) -> dict:
+        if slot.role == "trunk":
+            self.share_trunk[slot.share] = key
+            forks = []
+            for j, other in enumerate(self.slots):
+                if j not in self.taken and other.share == slot.share and other.role == "branch":
+                    forks.append([other.fork_step, self._branch_key(other)])
+            return {"role": "trunk", "trunk": key, "fork_step": None, "forks": sorted(forks)}
+        if slot.role == "forked":
+            info = self.forks.info(key) if self.forks else None
+            return {"role": "branch", "trunk": (info or {}).get("trunk"),
+                    "fork_step": slot.fork_step}
+        if key in self._ready or (self.forks and self.forks.info(key)):
+            return {"role": "branch", "trunk": self.share_trunk[slot.share],
+                    "fork_step": slot.fork_step}
+        # Its trunk ended before reaching the fork (diverged, or failed for good).
+        return {"role": "standalone", "trunk": None, "fork_step": None}
+
+    # ---- results --------------------------------------------------------------------------
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
-        cell_key, number = self.live.pop(trial_id, (None, None))
+        role, share, key = self.roles.pop(trial_id, (None, None, None))
+        if role == "trunk":
+            self.trunk_ended.add(share)
+        ok_status = bool(result) and result.get("status") == "finished" and not error
+        if role == "branch" and ok_status and self.forks is not None:
+            self.forks.delete(key)  # its last user is done; a failed one keeps it for a retry
+        study_key, number = self.live.pop(trial_id, (None, None))
         if number is None:
             return
         import optuna
 
-        study = self._study(cell_key)
+        study = self._study(study_key, self._study_cell(study_key))
         value = None if (error or not result) else result.get(self.objective)
-        ok = (value is not None and value == value and result.get("status") == "finished")
-        if ok:
+        if value is not None and value == value and ok_status:
             study.tell(number, float(value))
         else:
             study.tell(number, state=optuna.trial.TrialState.FAIL)
+
+    def _study_cell(self, study_key: str) -> str:
+        for slot in self.slots:
+            if (slot.study or slot.cell_key) == study_key:
+                return slot.cell_key
+        return study_key
 
     def save(self, checkpoint_path: str):
         with open(checkpoint_path, "wb") as f:
@@ -87,6 +183,7 @@ class CellSearcher(Searcher):
         # Tune's own experiment folder, written by this driver: trusted like Tune's state.
         with open(checkpoint_path, "rb") as f:
             self.__dict__.update(pickle.load(f))
+        self._polled = 0.0  # monotonic time of another process
 
 
 def trial_payload(config, data_dir: str | None) -> dict:

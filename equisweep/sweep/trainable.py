@@ -14,6 +14,7 @@ import tempfile
 from ray import tune
 
 from equisweep.sweep import faults
+from equisweep.sweep.forks import ForkStore
 from equisweep.train import iter_trial
 
 # Out-of-memory is recorded on the trial, not retried: a retry would fail the same way.
@@ -34,15 +35,23 @@ def _is_oom(exc: BaseException) -> bool:
 
 def run(config: dict) -> None:
     key = config["key"]
+    wsd = config.get("wsd") or {}
+    forks = ForkStore(*config["fork_store"]) if config.get("fork_store") else None
     restore = None
     ckpt = tune.get_checkpoint()
     if ckpt is not None:
         restore = ckpt.to_directory()
     workdir = tempfile.mkdtemp(prefix=f"equisweep-{key}-")
     fault = faults.planned_fault(key, config.get("fault"))
+    if restore is None and wsd.get("role") == "branch" and forks is not None:
+        restore = _start_from_fork(forks, key, int(wsd["fork_step"]))
+    # A trunk publishes a fork checkpoint for each of its branches (step -> branch keys).
+    fork_keys: dict[int, list[str]] = {}
+    for step, branch in wsd.get("forks") or []:
+        fork_keys.setdefault(int(step), []).append(branch)
     try:
         rows = iter_trial(config["trial"], checkpoint_dir=workdir, restore_from=restore,
-                          data_dir=config.get("data_dir"))
+                          data_dir=config.get("data_dir"), fork_steps=sorted(fork_keys))
         last = None
         gate = False
         while True:
@@ -50,6 +59,11 @@ def run(config: dict) -> None:
                 emit = next(rows)
             except StopIteration:
                 break
+            if emit.fork_step is not None:
+                for branch in fork_keys.get(emit.fork_step, []):
+                    forks.put(branch, emit.checkpoint_dir, trunk=key, step=emit.fork_step)
+                shutil.rmtree(emit.checkpoint_dir, ignore_errors=True)
+                continue
             row = emit.row
             last = row
             if fault and row["step"] >= fault[1]:
@@ -86,6 +100,23 @@ def run(config: dict) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
         if restore:
             shutil.rmtree(restore, ignore_errors=True)
+
+
+def _start_from_fork(forks: ForkStore, key: str, fork_step: int) -> str | None:
+    """Fetch a WSD branch's fork checkpoint and report the trunk's rows up to the fork under
+    this branch's key: its stored curve is then the whole curve of its standalone run.
+    Returns the folder to restore from (None: no usable fork, train from the first step)."""
+    from equisweep.train import load_checkpoint
+
+    local = tempfile.mkdtemp(prefix=f"equisweep-fork-{key}-")
+    info = forks.fetch(key, local)
+    if info is None or int(info["step"]) != fork_step:
+        shutil.rmtree(local, ignore_errors=True)
+        return None
+    for row in load_checkpoint(local).get("rows") or []:
+        if int(row["step"]) <= fork_step:
+            tune.report(_clean(row))
+    return local
 
 
 def _clean(row: dict) -> dict:
