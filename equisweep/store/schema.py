@@ -40,6 +40,10 @@ TRIAL_FIELDS = [
     pa.field("hparams", pa.string()),
     *(pa.field(name, pa.float64()) for name in HP_COLUMNS),
     pa.field("config", pa.string()),
+    # WSD (schedule: wsd): the trial whose run this one shares (its own key for a trunk) and,
+    # for a branch, the step it forked from its trunk at; null for every other trial.
+    pa.field("trunk", pa.string()),
+    pa.field("fork_step", pa.int64()),
     pa.field("status", pa.string(), nullable=False),
     pa.field("attempt", pa.int64(), nullable=False),
     pa.field("node", pa.string()),

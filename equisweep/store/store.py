@@ -236,16 +236,42 @@ class Store:
         return t.cast(METRIC_SCHEMA)
 
     def flops_spent(self, sweep: str | None = None) -> dict[str, float]:
-        """Per sweep: sum over its trials of the largest cumulative `flops` any row reached."""
+        """Per sweep: training FLOPs really used, shared WSD trunk steps counted once.
+
+        Sum over its trials of the largest cumulative `flops` any row reached, less, for each
+        WSD branch (a trial row with `fork_step`), the trunk's FLOPs up to the fork that its
+        curve repeats: spent once, by the trunk. Those are read off the branch's last row at
+        or before the fork, scaled to the fork step at that row's FLOPs per step (exact up to
+        the few steps' variation in scene size between that row and the fork).
+        """
         out = {}
         for name in [sweep] if sweep is not None else self.sweeps():
-            raw = self._read("metrics", name, _METRIC_SCAN_SCHEMA, columns=["key", "flops"])
+            raw = self._read("metrics", name, _METRIC_SCAN_SCHEMA,
+                             columns=["key", "step", "flops"])
             if raw.num_rows == 0:
                 continue
-            codes, _ = dedup.dense_ranks(raw.column("key"))  # int keys: a cheap hash aggregate
-            per_trial = pa.table({"g": codes, "flops": raw.column("flops")}).group_by(
-                "g").aggregate([("flops", "max")])
-            out[name] = float(pc.sum(per_trial.column("flops_max")).as_py() or 0.0)
+            keys = raw.column("key")
+            if pa.types.is_dictionary(keys.type):  # partitioned reads dictionary-encode
+                keys = keys.cast(keys.type.value_type)
+            per_trial = pa.table({"key": keys, "flops": raw.column("flops")}).group_by(
+                "key").aggregate([("flops", "max")])
+            reached = dict(zip(per_trial.column("key").to_pylist(),
+                               per_trial.column("flops_max").to_pylist()))
+            trials = self.trials(name)
+            forked = trials.filter(pc.is_valid(pc.field("fork_step")))
+            fork_at = dict(zip(forked.column("key").to_pylist(),
+                               forked.column("fork_step").to_pylist()))
+            before: dict[str, tuple[int, float]] = {}  # branch key -> last (step, flops) <= fork
+            for k, st, fl in zip(keys.to_pylist(), raw.column("step").to_pylist(),
+                                 raw.column("flops").to_pylist()):
+                f = fork_at.get(k)
+                if f is not None and fl is not None and 0 < st <= f and st >= before.get(
+                        k, (0, 0.0))[0]:
+                    before[k] = (st, fl)
+            for k, (st, fl) in before.items():
+                if reached.get(k) is not None:
+                    reached[k] = max(0.0, reached[k] - fl * fork_at[k] / st)
+            out[name] = float(sum(v for v in reached.values() if v is not None))
         return out
 
     def _candidates(self, sweep: str | None) -> pa.Table:

@@ -82,11 +82,14 @@ class StoreCallback(Callback):
         cfg = trial.config["trial"]
         key = trial.config["key"]
         last = self._last.get(trial.trial_id, {})
+        wsd = trial.config.get("wsd") or {}
         return {
             **trial_columns(key, cfg, n_params=trial.config["n_params"],
                             flops_per_step=trial.config["flops_per_step"],
                             equivariant=trial.config.get("equivariant")),
             "sweep": self.sweep,
+            "trunk": wsd.get("trunk"),
+            "fork_step": wsd.get("fork_step"),
             "status": status,
             "attempt": int(trial.num_failures) + 1,
             "node": last.get("hostname") or last.get("node_ip") or socket.gethostname(),

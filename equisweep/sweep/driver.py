@@ -12,6 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from equisweep.errors import UserError
+from equisweep.spec import trunks
+from equisweep.sweep.forks import ForkStore
 from equisweep.sweep.plan import plan_sweep
 
 
@@ -30,10 +32,12 @@ def run_sweep(spec, *, store_uri: str | None = None, address: str | None = None,
 
     store_uri = absolute_store(store_uri or spec.store)  # once, as the sweep starts
     store = open_store(store_uri)
-    plan = plan_sweep(spec, store)
+    forks = ForkStore(store_uri, spec.name) if trunks.is_wsd(spec) else None
+    plan = plan_sweep(spec, store, forks)
     summary = {"sweep": spec.name, "store": store_uri, "already_done": plan.done,
                "to_run": len(plan.slots), "skipped_budget": plan.skipped_budget,
-               "planned_flops": plan.planned_flops, "spent_flops": plan.spent_flops}
+               "planned_flops": plan.planned_flops, "spent_flops": plan.spent_flops,
+               "planned_points_flops": plan.planned_points_flops}
     if not plan.slots:
         return summary
 
@@ -52,11 +56,14 @@ def run_sweep(spec, *, store_uri: str | None = None, address: str | None = None,
         # the store it is given, so a moved or copied store resumes from its new place).
         "tune_path": os.path.join(tune_dir(store_uri), spec.name),
         "data_dir": data_dir, "planned_trials": len(plan.slots) + plan.done,
+        # Spend (shared WSD trunk steps once) of this submission and of what was done before.
+        "planned_flops": plan.planned_flops + plan.spent_flops,
+        "planned_points_flops": plan.planned_points_flops,
         "submitted_at": datetime.now(timezone.utc).isoformat(),
     })
     from equisweep.sweep.searcher import CellSearcher
 
-    searcher = CellSearcher(spec, plan.slots, plan.prior, data_dir=data_dir)
+    searcher = CellSearcher(spec, plan.slots, plan.prior, data_dir=data_dir, forks=forks)
     tuner = _make_tuner(spec, store_uri, searcher, len(plan.slots), verbose, progress)
     results = tuner.fit()
     summary["errors"] = sum(1 for r in results if r.error is not None)

@@ -31,6 +31,8 @@ META = "fork.json"
 
 class ForkStore:
     def __init__(self, store_uri: str, sweep: str):
+        if "://" not in store_uri:  # workers run elsewhere: never a relative path
+            store_uri = os.path.abspath(os.path.expanduser(store_uri))
         self.store_uri, self.sweep = store_uri, sweep
         self.fs, root = resolve(store_uri)
         self.root = f"{root}/{FORKS}/{sweep}"
