@@ -23,7 +23,7 @@ from equisweep.spec import budget as _budget
 from equisweep.spec import trunks as _trunks
 from equisweep.spec.hparams import HPARAM_DEFAULTS, SearchSpec, draw
 from equisweep.spec.identity import canonical, trial_key
-from equisweep.spec.trials import Cell, TrialConfig, step_flops
+from equisweep.spec.trials import POINT_FIELDS, Cell, TrialConfig, step_flops
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,27 +82,10 @@ class SweepSpec:
                 for steps, tt, augment, seed in itertools.product(
                     self.grid.steps, self.grid.train_trajectories, fam.augment, self.grid.seed
                 ):
-                    ident = {
-                        "family": family,
-                        "size": size,
-                        "steps": steps,
-                        "train_trajectories": tt,
-                        "augment": augment,
-                        "seed": seed,
-                        "task": task_dict,
-                        "training": self.training,
-                    }
-                    yield Cell(
-                        family,
-                        dict(size),
-                        steps,
-                        tt,
-                        augment,
-                        seed,
-                        n_params,
-                        fps,
-                        trial_key(ident),
-                    )
+                    coords = (family, dict(size), steps, tt, augment, seed)
+                    point = dict(zip(POINT_FIELDS, coords))
+                    ident = {**point, "task": task_dict, "training": self.training}
+                    yield Cell(**point, n_params=n_params, flops_per_step=fps, key=trial_key(ident))
 
     def sampler_seed(self, cell: Cell) -> int:
         """Seed for a cell's hparam sampler (random search, or the driver's Optuna sampler).
@@ -123,12 +106,7 @@ class SweepSpec:
         if _trunks.is_wsd(self):
             training["warmup_steps"] = _trunks.warmup_steps(self, hp["warmup"])
         return TrialConfig(
-            family=cell.family,
-            size=dict(cell.size),
-            steps=cell.steps,
-            train_trajectories=cell.train_trajectories,
-            augment=cell.augment,
-            seed=cell.seed,
+            **cell.point(),
             hparams=hp,
             task=self.task.to_dict(),
             training=training,

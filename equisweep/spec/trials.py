@@ -18,8 +18,8 @@ from equisweep.spec.identity import canonical, trial_key
 
 
 @dataclasses.dataclass(frozen=True)
-class Cell:
-    """One grid point; every trial of a cell costs the same FLOPs."""
+class GridPoint:
+    """The grid coordinates (DESIGN §6) a cell and each of its trials share."""
 
     family: str
     size: dict
@@ -27,11 +27,27 @@ class Cell:
     train_trajectories: int
     augment: bool
     seed: int
+
+    __hash__ = None  # type: ignore[assignment]  # size is a dict; use .key
+
+    def point(self) -> dict[str, Any]:
+        """The grid coordinates as a dict (a copy of `size`)."""
+        return {name: getattr(self, name) for name in POINT_FIELDS} | {"size": dict(self.size)}
+
+
+POINT_FIELDS = tuple(f.name for f in dataclasses.fields(GridPoint))
+# The trial config dict a trainer receives (and its key hashes): the point, then what the
+# sweep adds to it.
+CONFIG_FIELDS = (*POINT_FIELDS, "hparams", "task", "training")
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell(GridPoint):
+    """One grid point; every trial of a cell costs the same FLOPs."""
+
     n_params: int
     flops_per_step: float
     key: str  # hash of the cell's fields plus task and training: seeds its samplers
-
-    __hash__ = None  # type: ignore[assignment]  # size is a dict; use .key
 
     @property
     def flops(self) -> float:
@@ -42,12 +58,7 @@ class Cell:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "family": self.family,
-            "size": dict(self.size),
-            "steps": self.steps,
-            "train_trajectories": self.train_trajectories,
-            "augment": self.augment,
-            "seed": self.seed,
+            **self.point(),
             "n_params": self.n_params,
             "flops_per_step": self.flops_per_step,
             "flops": self.flops,
@@ -56,15 +67,9 @@ class Cell:
 
 
 @dataclasses.dataclass(frozen=True)
-class TrialConfig:
+class TrialConfig(GridPoint):
     """A concrete trial: what the trainer receives (`to_dict()`) plus its cost."""
 
-    family: str
-    size: dict
-    steps: int
-    train_trajectories: int
-    augment: bool
-    seed: int
     hparams: dict
     task: dict
     training: dict
@@ -72,23 +77,9 @@ class TrialConfig:
     flops_per_step: float
     cell_key: str = ""
 
-    __hash__ = None  # type: ignore[assignment]
-
     def to_dict(self) -> dict[str, Any]:
         """The trial config dict (DESIGN §7 `config`), canonical: what `key` hashes."""
-        return canonical(
-            {
-                "family": self.family,
-                "size": self.size,
-                "steps": self.steps,
-                "train_trajectories": self.train_trajectories,
-                "augment": self.augment,
-                "seed": self.seed,
-                "hparams": self.hparams,
-                "task": self.task,
-                "training": self.training,
-            }
-        )
+        return canonical({name: getattr(self, name) for name in CONFIG_FIELDS})
 
     @property
     def key(self) -> str:
@@ -111,21 +102,7 @@ class TrialConfig:
         from equisweep.models import count_params, validate_size
         from equisweep.task import TaskConfig
 
-        missing = [
-            k
-            for k in (
-                "family",
-                "size",
-                "steps",
-                "train_trajectories",
-                "augment",
-                "seed",
-                "hparams",
-                "task",
-                "training",
-            )
-            if k not in d
-        ]
+        missing = [k for k in CONFIG_FIELDS if k not in d]
         if missing:
             raise UserError(f"trial config: missing {', '.join(missing)}")
         task = TaskConfig.from_dict(dict(d["task"]))
