@@ -39,7 +39,7 @@ _HPARAM_DOMAIN: dict[str, tuple[str, Any]] = {
 TRAINING_DEFAULTS: dict[str, Any] = {
     "batch_size": 16,
     "schedule": "cosine",
-    "warmup": 0.05,
+    "warmup": HPARAM_DEFAULTS["warmup"],  # `training.warmup` is the hparam's default
     "eval_every": 50,
     "checkpoint_every": 100,
     "eval_batches": 4,

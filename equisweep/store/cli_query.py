@@ -29,7 +29,7 @@ def add_arguments(parser) -> None:
     what.add_argument("--trials", action="store_true",
                       help="one row per trial: its latest status row")
     parser.add_argument("--where", metavar="EXPR",
-                        help="filter, e.g. \"family == 'gatr' and steps >= 800\"")
+                        help="filter, e.g. \"equivariant and hp_lr > 1e-3 and steps >= 800\"")
     parser.add_argument("--columns", metavar="A,B",
                         help="comma-separated columns to show, or 'all' (the table format "
                              "shows a compact set by default; other formats show all)")

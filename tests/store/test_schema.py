@@ -53,7 +53,8 @@ def test_typed_columns_copy_the_json(hp, width, depth, as_text):
 def lr_store(store):
     with store.writer("lr") as w:
         for i, lr in enumerate((1e-4, 3e-3, 1e-2)):
-            w.add_trial(trial(f"t{i}", status="finished", hparams={"lr": lr, "warmup": 0.05}))
+            w.add_trial(trial(f"t{i}", status="finished", hparams={"lr": lr, "warmup": 0.05},
+                              equivariant=i < 2))
             w.add_metrics([metric(f"t{i}", 1)])
     return store
 
@@ -64,6 +65,8 @@ def test_where_and_final_see_hp_columns(lr_store):
     final = lr_store.final("lr", where="hp_lr <= 1e-3 and size_width == 8")
     assert final.column("key").to_pylist() == ["t0"]
     assert final.column("hp_warmup").to_pylist() == [0.05]
+    picked = lr_store.final("lr", where="equivariant and hp_lr > 1e-3")  # the --help example
+    assert picked.column("key").to_pylist() == ["t1"]
 
 
 def test_query_table_shows_searched_hparams_and_json_is_nested(lr_store, run_cli):
