@@ -52,9 +52,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_one_line(command: str):
+    """equisweep's own warnings (a skipped store file, ...) as one stderr line each."""
+    import warnings
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if category.__module__.startswith("equisweep."):
+            text = " ".join(str(message).split())
+            print(f"equisweep {command}: warning: {text}", file=file or sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_one_line(args.command)
+        return _run(args)
+
+
+def _run(args) -> int:
     try:
         return int(args._run(args) or 0)
     except UserError as exc:

@@ -109,8 +109,8 @@ def list_files(fs, root: str, kind: str, sweep: str | None, suffix: str, temp=Fa
         base = f"{base}/sweep={validate_sweep_name(sweep)}"
     try:
         infos = fs.get_file_info(pafs.FileSelector(base, allow_not_found=True, recursive=True))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
+    except OSError:
+        return []  # not a folder, or unreadable: equisweep.store.fragments.scan reports it
     out = []
     prefix_len = len(f"{root}/{kind}/")
     for info in infos:

@@ -179,10 +179,16 @@ class Store:
             return _empty(schema if columns is None else pa.schema([schema.field(c)
                                                                     for c in columns]))
         file_schema = _FILE_SCHEMAS[kind]
+        wanted = columns
+        if columns is not None:
+            # A fragment with nulls where the schema forbids them is skipped by every
+            # reader, whatever columns it asked for: read the required ones too.
+            columns = list(columns) + [f.name for f in file_schema
+                                       if not f.nullable and f.name not in columns]
         try:
             table = self._dataset(frags, schema).to_table(columns=columns, filter=filter)
             if fragments.null_problem(table, file_schema) is None:
-                return table
+                return table if wanted is None else table.select(wanted)
         except (OSError, pa.ArrowException):
             pass  # some fragment is damaged or vanished: find which, keep the rest
         parts = []
@@ -201,9 +207,10 @@ class Store:
             else:
                 parts.append(part)
         if not parts:
-            return _empty(schema if columns is None else pa.schema([schema.field(c)
-                                                                    for c in columns]))
-        return pa.concat_tables(parts)
+            return _empty(schema if wanted is None else pa.schema([schema.field(c)
+                                                                   for c in wanted]))
+        table = pa.concat_tables(parts)
+        return table if wanted is None else table.select(wanted)
 
     def trials(self, sweep: str | None = None, where=None) -> pa.Table:
         """One row per (sweep, key): the last-written trial row, sorted by sweep and key."""
