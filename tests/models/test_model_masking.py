@@ -83,3 +83,18 @@ def test_body_labels_matter_only_up_to_relabelling(family):
         base = model(batch)
         assert torch.allclose(model(renamed), base, atol=1e-12)
         assert not torch.allclose(model(merged), base, atol=1e-6)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_scene_of_one_token(family):
+    """No neighbours, no other keys: still finite, and the same as that token alone."""
+    model = model_of(family)
+    batch = make_batch(B=2, V=5, dtype=torch.float64, seed=3)
+    batch["mask"][0, 1:] = False
+    batch["body"][0, 1:] = -1
+    with torch.no_grad():
+        out = model(batch)
+        alone = model(_take(batch, 0, torch.tensor([0])))
+    assert torch.isfinite(out).all()
+    assert torch.allclose(out[0, :1], alone[0], atol=1e-12)
+    assert torch.equal(out[0, 1:], torch.zeros_like(out[0, 1:]))
