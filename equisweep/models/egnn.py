@@ -33,9 +33,10 @@ moving with the scene, the prediction x_L = x1 + displacement moves as R x + t e
 Body identity enters only as the same-body flag, so relabelling bodies changes nothing.
 
 Memory: the edge tensors are dense (B, V, V, width); a training step keeps about four of
-them per layer, 16 B V^2 width depth bytes in float32 (1.6 GB at B = 16, V = 80,
-width 128, depth 6, the top of the ladder). Fine at the task's V <= ~80 tokens per scene;
-larger scenes would want a sparse neighbour list instead.
+them per layer, 16 B V^2 width depth bytes in float32 (1.3 GB at B = 16, V = 80,
+width 128, depth 6, the top of the ladder; one measured CPU step peaked 1.35 GB above the
+model). Fine at the task's V <= ~80 tokens per scene; larger scenes would want a sparse
+neighbour list instead.
 
 FLOPs (DESIGN section 5, counted beside the model like every family): the per-node linear
 maps on B V rows, the per-edge ones (edge features, message, phi_x) on B V^2 rows, as the
