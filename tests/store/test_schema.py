@@ -99,6 +99,7 @@ def test_store_written_before_the_typed_columns_still_reads(store, tmp_path):
     assert t.column("hp_warmup").to_pylist() == [None]  # not recorded: stays unknown
     assert t.column("equivariant").to_pylist() == [None]
     assert store.trials("old", where="hp_lr > 1e-3").num_rows == 1
+    assert store.check().ok  # an old fragment is not a damaged one
 
 
 def test_callback_rows_are_the_schema(tmp_path):
