@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
 
 from equisweep.errors import UserError
@@ -19,8 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("equisweep.sweep.cli_run", "run a sweep on the embedded local Ray or a cluster"),
     "submit": ("equisweep.sweep.cli_submit", "submit a sweep to a Ray cluster as a Ray job"),
     "resume": ("equisweep.sweep.cli_resume", "continue an interrupted sweep"),
-    "status": ("equisweep.store.cli_status", "trials done/running/failed and FLOPs vs budget"),
+    "status": ("equisweep.store.cli_status",
+               "how a sweep is going: trials by state, FLOPs, ETA, best so far"),
     "query": ("equisweep.store.cli_query", "read trials or metrics from the results store"),
+    "best": ("equisweep.store.cli_best", "the best trial per cell or variant (tuned points)"),
     "store": ("equisweep.store.cli_store", "results-store maintenance (integrity check)"),
     "analyze": ("equisweep.analysis.cli_analyze", "fit scaling laws and write the report"),
     "fit": ("equisweep.analysis.cli_fit", "fit a scaling law to any CSV table"),
@@ -87,6 +91,12 @@ def _run(args) -> int:
     except KeyboardInterrupt:
         print(f"equisweep {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`equisweep query ... | head`): stop quietly, as `cat` does.
+        # Python would report the failed flush of stdout at exit; point stdout at devnull.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

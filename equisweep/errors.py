@@ -12,3 +12,9 @@ class UserError(Exception):
 
     def __init__(self, message: str):
         super().__init__(" ".join(str(message).split()))
+
+
+def unknown_sweep(name: str, store_uri, known) -> UserError:
+    """The one message every command gives for a sweep the store does not have."""
+    listing = ", ".join(sorted(known)) if known else "none"
+    return UserError(f"no sweep {name!r} in results store {store_uri} (sweeps: {listing})")

@@ -28,6 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None,
                         help="bootstrap processes (default: all cores for large jobs)")
     parser.add_argument("--no-png", action="store_true", help="skip PNG copies of figures")
+    parser.add_argument("--watch", action="store_true",
+                        help="rewrite the report while the sweep runs, and a final time when "
+                             "its driver ends")
+    parser.add_argument("--every", type=float, default=180.0, metavar="SECONDS",
+                        help="seconds between rewrites with --watch (default: 180)")
 
 
 def default_out(store_uri: str, name: str) -> str:
@@ -47,7 +52,16 @@ def run(args) -> int:
 
     store_uri = store_location(args.store)
     out = args.out or default_out(store_uri, args.name)
-    result = analyze_store(store_uri, args.name, out, n_boot=args.bootstrap, seed=args.seed,
-                           workers=args.workers, png=not args.no_png, progress=True)
-    print(result.summary)
+    if not args.every > 0:
+        raise UserError(f"--every must be > 0 seconds, got {args.every:g}")
+
+    def once(progress=True):
+        return analyze_store(store_uri, args.name, out, n_boot=args.bootstrap, seed=args.seed,
+                             workers=args.workers, png=not args.no_png, progress=progress)
+
+    if args.watch:
+        from equisweep.analysis.watch import watch
+
+        return watch(store_uri, args.name, out, args.every, lambda: once(progress=False))
+    print(once().summary)
     return 0

@@ -40,9 +40,10 @@ def load_sweep(store, sweep: str) -> SweepData:
     """Read one sweep from a store (`Store.final`, `.metrics`, `.sweeps`: DESIGN §7, §10)."""
     known = list(store.sweeps())
     if sweep not in known:
-        where = getattr(store, "uri", None) or getattr(store, "root", "the store")
-        have = ", ".join(sorted(known)) if known else "none"
-        raise UserError(f"unknown sweep {sweep!r} in results store {where} (sweeps: {have})")
+        from equisweep.errors import unknown_sweep
+
+        raise unknown_sweep(sweep, getattr(store, "uri", None) or getattr(store, "root", ""),
+                            known)
     final = _to_pandas(store.final(sweep))
     missing = [c for c in FINAL_COLUMNS if c not in final.columns]
     if "test_loss" not in final.columns and "val_loss" not in final.columns:

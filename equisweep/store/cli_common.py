@@ -17,7 +17,7 @@ def open_for_reading(args):
 
 def check_sweep(store, name: str | None) -> None:
     """UserError unless `name` is None or a sweep the store has."""
-    from equisweep.errors import UserError
+    from equisweep.errors import unknown_sweep
     from equisweep.store import validate_sweep_name
 
     if name is None:
@@ -25,8 +25,7 @@ def check_sweep(store, name: str | None) -> None:
     validate_sweep_name(name)
     known = store.sweeps()
     if name not in known:
-        listing = ", ".join(known) if known else "none"
-        raise UserError(f"no sweep {name!r} in results store {store.uri} (sweeps: {listing})")
+        raise unknown_sweep(name, store.uri, known)
 
 
 def _cell(value, width: int = 40) -> str:

@@ -17,7 +17,12 @@ TABLE_COLUMNS = {
                "seed", "*hp", "status", "attempt", "node", "error"),
     "metrics": ("sweep", "key", "attempt", "step", "samples", "epochs", "flops", "wall_s",
                 "train_loss", "val_loss", "lr", "test_loss"),
+    "curves": ("sweep", "key", "family", "n_params", "augment", "step", "flops", "train_loss",
+               "val_loss", "lr", "test_loss"),
 }
+# Trial columns repeated on every curve row, so a curve can be labelled without a join.
+CURVE_TRIAL_COLUMNS = ("family", "size", "n_params", "steps", "train_trajectories", "augment",
+                       "seed", "hparams")
 
 
 def add_arguments(parser) -> None:
@@ -28,6 +33,9 @@ def add_arguments(parser) -> None:
                       help="one row per trial: trial columns + last metric row + test_loss")
     what.add_argument("--trials", action="store_true",
                       help="one row per trial: its latest status row")
+    what.add_argument("--curves", action="store_true",
+                      help="every metric row of the trials --where selects (the filter "
+                           "applies to the --final columns), with the trials' columns")
     parser.add_argument("--where", metavar="EXPR",
                         help="filter, e.g. \"equivariant and hp_lr > 1e-3 and steps >= 800\"")
     parser.add_argument("--columns", metavar="A,B",
@@ -134,6 +142,29 @@ def _write_output(data: bytes, path: str) -> None:
         raise
 
 
+def curves(store, name: str | None, where: str | None):
+    """All metric rows of the trials `where` selects from `final()`, joined with the trials'
+    descriptive columns (and `hp_<name>` columns where the store has them)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    chosen = store.final(name, where=where)
+    keep = ["sweep", "key"] + [c for c in chosen.column_names
+                               if c in CURVE_TRIAL_COLUMNS or c.startswith("hp_")]
+    chosen = chosen.select(keep)
+    rows = store.metrics(name)
+    rows = rows.filter(pc.is_in(rows.column("key"), value_set=chosen.column("key")))
+    if chosen.num_rows == 0 or rows.num_rows == 0:
+        empty = rows.slice(0, 0)
+        for f in chosen.schema:
+            if f.name not in empty.column_names:
+                empty = empty.append_column(f, pa.nulls(0, f.type))
+        return empty
+    joined = rows.join(chosen, keys=["sweep", "key"], join_type="inner")
+    return joined.sort_by([("sweep", "ascending"), ("key", "ascending"),
+                           ("step", "ascending")])
+
+
 def run(args) -> int:
     from equisweep.errors import UserError
 
@@ -147,6 +178,8 @@ def run(args) -> int:
         table, view = store.final(args.name, where=args.where), "final"
     elif args.trials:
         table, view = store.trials(args.name, where=args.where), "trials"
+    elif args.curves:
+        table, view = curves(store, args.name, args.where), "curves"
     else:
         table, view = store.metrics(args.name, where=args.where), "metrics"
     default = TABLE_COLUMNS[view] if args.format == "table" and not args.output else None

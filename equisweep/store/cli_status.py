@@ -1,15 +1,34 @@
-"""`equisweep status`: per sweep, trials by status and FLOPs spent against the budget."""
+"""`equisweep status [NAME] [--watch] [--json]`: how is the sweep going?
+
+Per sweep: trials planned / pending / running / finished / failed / diverged /
+interrupted, training FLOPs spent vs planned vs budget, an ETA from the live driver's
+measured throughput, and the best trial per variant so far (the `equisweep best` rule).
+
+A trial is `interrupted` when its latest row says "running" but the driver that runs it is
+gone: its heartbeat (store/heartbeat.py) ended, went stale, or names a dead local pid.
+"""
 
 from __future__ import annotations
 
+import sys
+import time
+
 from equisweep.store.cli_common import add_store_argument, check_sweep, open_for_reading
 
-STATUS_COLUMNS = ("finished", "running", "failed", "diverged", "skipped_budget")
+COUNTS = ("planned", "pending", "running", "finished", "failed", "diverged", "interrupted",
+          "skipped_budget")
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("name", nargs="?", metavar="NAME", help="sweep name (default: all)")
     add_store_argument(parser)
+    parser.add_argument("--watch", action="store_true",
+                        help="refresh in place until no driver of the shown sweeps is alive "
+                             "(Ctrl-C to stop earlier)")
+    parser.add_argument("--interval", type=float, default=5.0, metavar="SECONDS",
+                        help="seconds between refreshes with --watch (default: 5)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the status as JSON (one object per sweep)")
 
 
 def budget_flops(meta: dict | None) -> float | None:
@@ -31,30 +50,85 @@ def budget_flops(meta: dict | None) -> float | None:
     return None
 
 
-def sweep_status(store, name: str | None = None) -> list[dict]:
-    """One dict per sweep: trial counts by status, FLOPs spent, budget (None if unset).
+def _number(meta, key) -> float | None:
+    v = meta.get(key) if isinstance(meta, dict) else None
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
-    FLOPs spent = sum over trials of the largest cumulative `flops` any of its rows reached.
-    """
-    trials = store.trials(name)
-    counts: dict[str, dict[str, int]] = {}
-    if trials.num_rows:
-        per = trials.group_by(["sweep", "status"]).aggregate([("key", "count")])
-        for row in per.to_pylist():
-            counts.setdefault(row["sweep"], {})[row["status"]] = row["key_count"]
+
+def sweep_status(store, name: str | None = None, now: float | None = None) -> list[dict]:
+    """One dict per sweep (see the module docstring); JSON-ready."""
+    import pyarrow.compute as pc
+
+    from equisweep.store.best import best_trials
+    from equisweep.store.heartbeat import driver_alive, read_beat
+
+    now = time.time() if now is None else now
     spent = store.flops_spent(name)
-    names = [name] if name is not None else store.sweeps()
     out = []
-    for sweep in names:
-        c = counts.get(sweep, {})
-        out.append({
-            "sweep": sweep,
-            "trials": sum(c.values()),
-            **{s: c.get(s, 0) for s in STATUS_COLUMNS},
-            "flops": float(spent.get(sweep, 0.0)),
-            "budget": budget_flops(store.read_sweep_meta(sweep)),
-        })
+    for sweep in [name] if name is not None else store.sweeps():
+        meta = store.read_sweep_meta(sweep)
+        beat = read_beat(store, sweep)
+        alive = driver_alive(beat, now)
+        trials = store.trials(sweep)
+        status = pc.value_counts(trials.column("status")).to_pylist() if trials.num_rows else []
+        c = {d["values"]: d["counts"] for d in status}
+        running = c.get("running", 0)
+        row = {"sweep": sweep, "trials": trials.num_rows,
+               "finished": c.get("finished", 0), "failed": c.get("failed", 0),
+               "diverged": c.get("diverged", 0), "skipped_budget": c.get("skipped_budget", 0),
+               "running": running if alive is not False else 0,
+               "interrupted": running if alive is False else 0}
+        # The driver writes its plan both into the sweep's metadata and into every beat.
+        planned = _number(beat, "planned_trials") or _number(meta, "planned_trials")
+        row["planned"] = None if planned is None else int(planned)
+        started = sum(row[k] for k in ("running", "finished", "failed", "diverged",
+                                       "interrupted"))
+        row["pending"] = None if planned is None else max(0, int(planned) - started)
+        row["flops"] = float(spent.get(sweep, 0.0))
+        row["planned_flops"] = _number(beat, "planned_flops") or _number(meta, "planned_flops")
+        row["budget"] = budget_flops(meta)
+        row["driver"] = None if alive is None else (
+            "alive" if alive else ("ended" if beat.get("state") == "ended" else "gone"))
+        row["last_beat_s"] = None if not beat else max(0.0, now - float(beat.get("beat_at", 0)))
+        row["eta_s"] = _eta(beat, alive, row)
+        best = best_trials(store.final(sweep), per="variant") if trials.num_rows else None
+        row["best"] = [] if best is None else [
+            {"variant": _variant(r), "key": r["key"], "n_params": r["n_params"],
+             "steps": r["steps"], "val_loss": _finite(r.get("val_loss")),
+             "test_loss": _finite(r.get("test_loss")), "skill": _finite(r.get("skill"))}
+            for r in best.to_pylist()]
+        out.append(row)
     return out
+
+
+def _finite(v):
+    import math
+
+    return v if isinstance(v, float) and math.isfinite(v) else None
+
+
+def _variant(r: dict) -> str:
+    return f"{r['family']}+aug" if r.get("augment") else str(r["family"])
+
+
+def _eta(beat, alive, row) -> float | None:
+    """Seconds left: FLOPs still planned over the FLOPs/s this driver has achieved so far."""
+    if not alive or not beat or row["planned_flops"] is None:
+        return None
+    elapsed = float(beat.get("beat_at", 0)) - float(beat.get("started_at", 0))
+    done = float(beat.get("run_flops") or 0.0)
+    if elapsed <= 0 or done <= 0:
+        return None
+    return max(0.0, row["planned_flops"] - row["flops"]) / (done / elapsed)
+
+
+def _duration(s: float | None) -> str:
+    if s is None:
+        return ""
+    s = int(round(s))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
 def format_status(rows: list[dict]) -> str:
@@ -70,25 +144,71 @@ def format_status(rows: list[dict]) -> str:
             return "no budget" if r["budget"] is None else ""
         return f"{100.0 * r['flops'] / r['budget']:.1f}%"
 
+    def ints(key):
+        return pa.array([r[key] for r in rows], pa.int64())
+
     table = pa.table({
         "SWEEP": [r["sweep"] for r in rows],
-        "TRIALS": pa.array([r["trials"] for r in rows], pa.int64()),
-        **{s.upper().replace("SKIPPED_BUDGET", "SKIPPED"): pa.array([r[s] for r in rows],
-                                                                     pa.int64())
-           for s in STATUS_COLUMNS},
+        **{k.upper().replace("SKIPPED_BUDGET", "SKIPPED"): ints(k) for k in COUNTS},
         "FLOPS": [flops(r["flops"]) for r in rows],
+        "PLANNED_FLOPS": [flops(r["planned_flops"]) for r in rows],
         "BUDGET": [flops(r["budget"]) for r in rows],
         "USED": [used(r) for r in rows],
+        "ETA": [_duration(r["eta_s"]) for r in rows],
+        "DRIVER": [r["driver"] or "" for r in rows],
     })
-    return format_table(table, right={"FLOPS", "BUDGET", "USED"})
+    lines = [format_table(table, right={"FLOPS", "PLANNED_FLOPS", "BUDGET", "USED", "ETA"})]
+    best = [(r["sweep"], b) for r in rows for b in r["best"]]
+    if best:
+        lines.append("")
+        lines.append("best so far per variant (lowest final val_loss; equisweep best NAME "
+                     "--per variant):")
+        bt = pa.table({
+            "SWEEP": [s for s, _ in best], "VARIANT": [b["variant"] for _, b in best],
+            "KEY": [b["key"] for _, b in best],
+            "N_PARAMS": pa.array([b["n_params"] for _, b in best], pa.int64()),
+            "STEPS": pa.array([b["steps"] for _, b in best], pa.int64()),
+            "VAL_LOSS": pa.array([b["val_loss"] for _, b in best], pa.float64()),
+            "TEST_LOSS": pa.array([b["test_loss"] for _, b in best], pa.float64()),
+        })
+        lines.append(format_table(bt))
+    return "\n".join(lines)
+
+
+def _render(store, args) -> tuple[str, list[dict]]:
+    import json
+
+    rows = sweep_status(store, args.name)
+    if not rows:
+        return ("[]" if args.json else f"results store {store.uri} has no sweeps yet"), rows
+    if args.json:
+        # --watch --json: one line per refresh (JSON Lines), so a reader can follow it.
+        return json.dumps(rows, indent=None if args.watch else 1, allow_nan=False,
+                          default=str), rows
+    return format_status(rows), rows
 
 
 def run(args) -> int:
+    from equisweep.errors import UserError
+
+    if not args.interval > 0:
+        raise UserError(f"--interval must be > 0 seconds, got {args.interval:g}")
     store = open_for_reading(args)
     check_sweep(store, args.name)
-    rows = sweep_status(store, args.name)
-    if not rows:
-        print(f"results store {store.uri} has no sweeps yet")
+    if not args.watch:
+        print(_render(store, args)[0])
         return 0
-    print(format_status(rows))
-    return 0
+    tty = sys.stdout.isatty()
+    try:
+        while True:
+            text, rows = _render(store, args)
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            if tty:
+                sys.stdout.write("\x1b[H\x1b[2J")  # cursor home, clear: refresh in place
+            sys.stdout.write(text + "\n" if args.json else f"{text}\n(as of {stamp})\n")
+            sys.stdout.flush()
+            if not any(r["driver"] == "alive" for r in rows):
+                return 0
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        return 0

@@ -9,7 +9,9 @@ def add_arguments(p) -> None:
     p.add_argument("name", help="sweep name (as in its YAML `name:`)")
     add_store_argument(p)
     p.add_argument("--address", default=None, help="Ray cluster to join (default: local)")
-    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="show Ray's and Tune's own output on the console instead of the log "
+                        "file (-vv for more)")
 
 
 def run(args) -> int:

@@ -13,18 +13,28 @@ def add_arguments(p) -> None:
     p.add_argument("--data-dir", default=None,
                    help="dataset cache (default: $EQUISWEEP_DATA or ~/.cache/equisweep/data)")
     p.add_argument("-v", "--verbose", action="count", default=0,
-                   help="show Ray Tune's own trial table (-vv for more)")
+                   help="show Ray's and Tune's own output on the console instead of the log "
+                        "file, with Tune's trial table (-vv for more)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--report", action="store_true",
+                   help="rewrite the HTML report from the store while the sweep runs, and "
+                        "once more when it ends")
+    p.add_argument("--report-every", type=float, default=180.0, metavar="SECONDS",
+                   help="seconds between live report rewrites (default: 180)")
 
 
 def run(args) -> int:
+    from equisweep.errors import UserError
     from equisweep.spec import load_spec
     from equisweep.sweep.driver import run_sweep
 
+    if not args.report_every > 0:
+        raise UserError(f"--report-every must be > 0 seconds, got {args.report_every:g}")
     spec = load_spec(args.sweep)
     summary = run_sweep(spec, store_uri=store_location(args.store, spec.store),
                         address=args.address, data_dir=args.data_dir, verbose=args.verbose,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, report=args.report,
+                        report_every_s=args.report_every)
     print_summary(summary)
     if summary.get("to_run", 0) and summary.get("errors"):
         return 1
@@ -33,12 +43,19 @@ def run(args) -> int:
 
 def print_summary(summary: dict) -> None:
     name, store = summary["sweep"], summary["store"]
+    opt = f" --store {store}"
     if not summary.get("to_run"):
         print(f"sweep {name}: nothing to run ({summary['already_done']} trials already "
               f"finished in {store}, {summary['skipped_budget']} over budget)")
-        return
-    print(f"sweep {name}: ran {summary['to_run']} trials "
-          f"({summary.get('errors', 0)} failed, {summary['already_done']} already done, "
-          f"{summary['skipped_budget']} skipped by the budget); "
-          f"{summary['planned_flops']:.3g} FLOPs planned")
-    print(f"results: equisweep query {name} --store {store} --final")
+    else:
+        print(f"sweep {name}: ran {summary['to_run']} trials "
+              f"({summary.get('errors', 0)} failed, {summary['already_done']} already done, "
+              f"{summary['skipped_budget']} skipped by the budget); "
+              f"{summary['planned_flops']:.3g} FLOPs planned")
+    if summary.get("report"):
+        print(f"report: {summary['report']}")
+    print("next:")
+    print(f"  equisweep status {name}{opt}")
+    print(f"  equisweep best {name}{opt}")
+    print(f"  equisweep query {name}{opt} --final")
+    print(f"  equisweep analyze {name}{opt}")

@@ -25,8 +25,15 @@ def tune_dir(store_uri: str) -> str:
 
 
 def run_sweep(spec, *, store_uri: str | None = None, address: str | None = None,
-              data_dir: str | None = None, verbose: int = 0, progress: bool = True) -> dict:
-    """Plan, then run what is left of `spec` on Ray. Returns a summary dict."""
+              data_dir: str | None = None, verbose: int = 0, progress: bool = True,
+              report: bool = False, report_every_s: float = 180.0) -> dict:
+    """Plan, then run what is left of `spec` on Ray. Returns a summary dict.
+
+    Unless `verbose`, Ray's and Tune's own output goes to a log file in the store (see
+    `sweep.console`); the console shows the dashboard URL, data progress and one sweep bar.
+    With `report`, the HTML report is rewritten from the store every `report_every_s`
+    while the sweep runs, and once more at its end.
+    """
     from equisweep.store import open_store
     from equisweep.store.naming import absolute_store
 
@@ -42,32 +49,87 @@ def run_sweep(spec, *, store_uri: str | None = None, address: str | None = None,
         return summary
 
     _check_folders(store_uri, data_dir)
+    from equisweep.sweep.console import QuietConsole, log_path
+
+    log = None if verbose else log_path(store_uri, spec.name)
+    with QuietConsole(log) as console:
+        summary["log"] = str(log) if log else None
+        if log:
+            print(f"Ray and Tune log: {log}", flush=True)
+        _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose,
+                     progress, console, summary, report, report_every_s)
+    return summary
+
+
+def _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose, progress,
+                 console, summary, report, report_every_s) -> None:
+    import ray  # noqa: F401  (imported before connect so its loggers can be rerouted)
+
     from equisweep.sweep.session import connect, dashboard_url
 
-    connect(address)
+    console.reroute()
+    connect(address, quiet=not verbose)
+    console.reroute()
     summary["dashboard"] = dashboard_url()
     if progress and summary["dashboard"]:
         print(f"Ray dashboard: {summary['dashboard']}", flush=True)
+    _note_ray_logs(console)
     _build_dataset(spec, data_dir, progress)
+    planned_trials = len(plan.slots) + plan.done
+    planned_flops = plan.planned_flops + plan.spent_flops
     store.write_sweep_meta(spec.name, {
         "name": spec.name, "source": spec.source, "spec": spec.raw,
         "budget_flops": spec.budget_flops, "store": store_uri,
         # Where Tune's state was at submission (informative: resume looks for it under
         # the store it is given, so a moved or copied store resumes from its new place).
         "tune_path": os.path.join(tune_dir(store_uri), spec.name),
-        "data_dir": data_dir, "planned_trials": len(plan.slots) + plan.done,
+        "data_dir": data_dir, "planned_trials": planned_trials,
         # Spend (shared WSD trunk steps once) of this submission and of what was done before.
-        "planned_flops": plan.planned_flops + plan.spent_flops,
+        "planned_flops": planned_flops,
         "planned_points_flops": plan.planned_points_flops,
         "submitted_at": datetime.now(timezone.utc).isoformat(),
     })
+    from equisweep.store.heartbeat import Heartbeat
+    from equisweep.sweep.live_report import LiveReport
+    from equisweep.sweep.progress import ProgressBar, RayMetrics, SweepTally
     from equisweep.sweep.searcher import CellSearcher
 
+    tally = SweepTally(len(plan.slots))
+    callbacks = [ProgressBar(tally, spec.name, stream=console.console, enabled=progress),
+                 RayMetrics(tally, spec.name, plan.planned_flops)]
     searcher = CellSearcher(spec, plan.slots, plan.prior, data_dir=data_dir, forks=forks)
-    tuner = _make_tuner(spec, store_uri, searcher, len(plan.slots), verbose, progress)
-    results = tuner.fit()
+    tuner = _make_tuner(spec, store_uri, searcher, len(plan.slots), verbose, callbacks)
+    beat = Heartbeat(store, spec.name, extra=lambda: {
+        "planned_trials": planned_trials, "planned_flops": planned_flops,
+        "run_trials": len(plan.slots), "run_flops": tally.spent_flops}).start()
+    live = LiveReport(store_uri, spec.name, every_s=report_every_s, log=console) \
+        if report else None
+    if live is not None:
+        if progress:
+            print(f"live report: {live.html} (rewritten every {report_every_s:g} s)",
+                  flush=True)
+        live.start()
+    try:
+        with console.tune_output():
+            results = tuner.fit()
+    finally:
+        beat.stop()
+        if live is not None:
+            live.stop()
     summary["errors"] = sum(1 for r in results if r.error is not None)
-    return summary
+    if live is not None:
+        summary["report"] = live.final() and live.html
+
+
+def _note_ray_logs(console) -> None:
+    """Trial workers' own output stays in Ray's session logs; say where, in the log."""
+    try:
+        import ray
+
+        logs = ray._private.worker.global_worker.node.get_logs_dir_path()
+    except Exception:  # joined a remote cluster: its logs live on its nodes
+        logs = "the cluster nodes' Ray session logs (dashboard: Logs view)"
+    console.note(f"equisweep: trial workers' stdout/stderr are in {logs}")
 
 
 def _check_folders(store_uri: str, data_dir: str | None) -> None:
@@ -116,7 +178,7 @@ def trial_dirname(trial) -> str:
     return f"{trial.config.get('label', 'trial')}-{trial.trial_id}"
 
 
-def _make_tuner(spec, store_uri, searcher, n_trials, verbose, progress):
+def _make_tuner(spec, store_uri, searcher, n_trials, verbose, callbacks=()):
     from ray import tune
 
     from equisweep.sweep.callback import StoreCallback
@@ -136,10 +198,13 @@ def _make_tuner(spec, store_uri, searcher, n_trials, verbose, progress):
         run_config=tune.RunConfig(
             name=spec.name,
             storage_path=tune_dir(store_uri),
-            callbacks=[StoreCallback(store_uri, spec.name, total=n_trials, progress=progress)],
+            # The store callback first: the progress bar and metrics read what it has seen.
+            callbacks=[StoreCallback(store_uri, spec.name, total=n_trials, progress=False),
+                       *callbacks],
             failure_config=tune.FailureConfig(max_failures=spec.retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            verbose=verbose,
+            # Tune's own trial table only with -v; its other prints go to the log file.
+            verbose=min(int(verbose), 3),
         ),
     )
 
@@ -159,9 +224,15 @@ def resume_sweep(name: str, *, store_uri: str, address: str | None = None,
     validate_sweep_name(name)
     store_uri = absolute_store(store_uri)
     store = open_store(store_uri)
-    meta = store.read_sweep_meta(name) if name in store.sweeps() else None
+    known = store.sweeps()
+    if name not in known:
+        from equisweep.errors import unknown_sweep
+
+        raise unknown_sweep(name, store_uri, known)
+    meta = store.read_sweep_meta(name)
     if not meta:
-        raise UserError(f"sweep {name!r}: no record of it in the store at {store_uri}")
+        raise UserError(f"sweep {name!r}: the store at {store_uri} has no record of how it "
+                        "was submitted (sweeps/ metadata), so it cannot be resumed")
     spec, data_dir = _recorded_sweep(name, meta, store_uri)
     path = os.path.join(tune_dir(store_uri), name)
     _check_folders(store_uri, data_dir)
@@ -173,17 +244,32 @@ def resume_sweep(name: str, *, store_uri: str, address: str | None = None,
     # Checked on storage alone, before Ray starts.
     if not tune.Tuner.can_restore(path):
         raise UserError(f"sweep {name!r}: no Ray Tune experiment state at {path}")
+    from equisweep.store.heartbeat import Heartbeat
+    from equisweep.sweep.console import QuietConsole, log_path
     from equisweep.sweep.relocate import bind
     from equisweep.sweep.session import connect
 
     bind(name, store_uri, tune_dir(store_uri))  # before Tune unpickles the sweep's state
-    connect(address)
-    _build_dataset(spec, data_dir, progress=True)
-    tuner = tune.Tuner.restore(path, trainable=_trainable(spec), resume_unfinished=True,
-                               resume_errored=True)
-    results = tuner.fit()
+    log = None if verbose else log_path(store_uri, name)
+    if log:
+        print(f"Ray and Tune log: {log}", flush=True)
+    with QuietConsole(log) as console:
+        console.reroute()
+        connect(address, quiet=not verbose)
+        console.reroute()
+        _note_ray_logs(console)
+        _build_dataset(spec, data_dir, progress=True)
+        tuner = tune.Tuner.restore(path, trainable=_trainable(spec), resume_unfinished=True,
+                                   resume_errored=True)
+        beat = Heartbeat(store, name, extra=lambda: {
+            k: meta[k] for k in ("planned_trials", "planned_flops") if k in meta}).start()
+        try:
+            with console.tune_output():
+                results = tuner.fit()
+        finally:
+            beat.stop()
     return {"sweep": name, "store": store_uri, "trials": len(results),
-            "errors": sum(1 for r in results if r.error is not None)}
+            "errors": sum(1 for r in results if r.error is not None), "log": log}
 
 
 def _recorded_sweep(name: str, meta: dict, store_uri: str):

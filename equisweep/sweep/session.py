@@ -45,10 +45,12 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, quiet: b
 
     if ray.is_initialized():
         return ray.get_runtime_context()
+    # Quiet: Ray installs no console handler of its own, so whoever runs the sweep decides
+    # where Ray's log records go (equisweep.sweep.console sends them to a file).
     kwargs = dict(
         logging_level=logging.WARNING if quiet else logging.INFO,
         log_to_driver=not quiet,
-        configure_logging=True,
+        configure_logging=not quiet,
     )
     if address in (None, "local"):
         ray.init(

@@ -22,8 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     "repairs damaged shards; a finished dataset is left as it is.")
     gen.add_argument("--trajectories", type=int, default=512, metavar="N",
                      help="train pool size (default 512)")
-    gen.add_argument("--val-trajectories", type=int, default=64, metavar="N")
-    gen.add_argument("--test-trajectories", type=int, default=64, metavar="N")
+    gen.add_argument("--val-trajectories", type=int, default=64, metavar="N",
+                     help="validation trajectories (default 64)")
+    gen.add_argument("--test-trajectories", type=int, default=64, metavar="N",
+                     help="test trajectories (default 64)")
     gen.add_argument("--out", metavar="DIR", default=None,
                      help="cache folder (default $EQUISWEEP_DATA or ~/.cache/equisweep/data)")
     gen.add_argument("--bodies", type=int, nargs=2, default=[3, 10], metavar=("MIN", "MAX"),
@@ -32,8 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="vertices of a random hull (and of a prism); default 12")
     gen.add_argument("--shapes", nargs="+", default=None, metavar="KIND",
                      help="shape kinds (default: hull box tetrahedron icosahedron prism)")
-    gen.add_argument("--frames", type=int, default=96, metavar="F")
-    gen.add_argument("--seed", type=int, default=0, metavar="S")
+    gen.add_argument("--frames", type=int, default=96, metavar="F",
+                     help="frames per trajectory (default 96)")
+    gen.add_argument("--seed", type=int, default=0, metavar="S",
+                     help="seed of the scene generator (default 0)")
     gen.add_argument("--shard-size", type=int, default=64, metavar="N",
                      help="trajectories per shard (default 64)")
     gen.add_argument("--workers", type=int, default=None, metavar="W",
@@ -46,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           description="Config, shards, trajectories, body and vertex counts "
                                       "and size on disk of DIR (a dataset folder or a cache "
                                       "folder holding datasets).")
-    info.add_argument("dir", metavar="DIR")
+    info.add_argument("dir", metavar="DIR", help="a dataset folder or a cache folder")
     info.add_argument("--verify", action="store_true",
                       help="also re-hash every shard against the manifest")
 

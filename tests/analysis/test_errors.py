@@ -97,7 +97,7 @@ def test_fit_empty_csv(run, tmp_path):
 
 def test_analyze_unknown_sweep(run, quickstart_store):
     rc, _, err = run("analyze", "nope", "--store", quickstart_store.uri)
-    one_line_error(rc, err, "unknown sweep 'nope'", "quick")
+    one_line_error(rc, err, "no sweep 'nope'", "quick")
 
 
 def test_analyze_missing_store(run, tmp_path):

@@ -9,7 +9,7 @@ from equisweep import cli
 from equisweep.store import open_store
 from tests.helpers.cli import run_cli as _run_cli
 
-STORE_COMMANDS = ("query", "status", "store")
+STORE_COMMANDS = ("query", "status", "store", "best")
 
 
 @pytest.fixture

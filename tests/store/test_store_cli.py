@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import time
 
 import pyarrow.parquet as pq
 import pytest
@@ -108,16 +110,52 @@ def test_store_defaults_to_env_then_results(filled, run_cli, tmp_path, monkeypat
 def test_status(filled, run_cli, tmp_path):
     rc, out, err = run_cli("status", "--store", tmp_path / "results")
     assert rc == 0, err
-    header, alpha, beta = out.splitlines()
-    assert header.split() == ["SWEEP", "TRIALS", "FINISHED", "RUNNING", "FAILED", "DIVERGED",
-                              "SKIPPED", "FLOPS", "BUDGET", "USED"]
-    # alpha: a reached 5e6 FLOPs, b 2e6, c 3e6 → 1e7 of a 1e8 budget
-    assert alpha.split() == ["alpha", "3", "1", "1", "1", "0", "0", "1e+07", "1e+08", "10.0%"]
-    assert beta.split() == ["beta", "1", "0", "0", "0", "1", "0", "7e+06", "no", "budget"]
+    header, alpha, beta = out.splitlines()[:3]
+    assert header.split() == ["SWEEP", "PLANNED", "PENDING", "RUNNING", "FINISHED", "FAILED",
+                              "DIVERGED", "INTERRUPTED", "SKIPPED", "FLOPS", "PLANNED_FLOPS",
+                              "BUDGET", "USED", "ETA", "DRIVER"]
+    # alpha: a reached 5e6 FLOPs, b 2e6, c 3e6 → 1e7 of a 1e8 budget. No planned count and
+    # no driver heartbeat in these hand-written sweeps: those columns stay empty, and c,
+    # with no heartbeat to judge by, stays running.
+    cols = [m.start() for m in re.finditer(r"\S+", header)]
+    assert alpha.split() == ["alpha", "1", "1", "1", "0", "0", "0", "1e+07", "1e+08", "10.0%"]
+    assert alpha[cols[1]:cols[3]].strip() == ""  # PLANNED, PENDING unknown
+    assert beta.split() == ["beta", "0", "0", "0", "1", "0", "0", "7e+06", "no", "budget"]
+    assert "best so far" not in out  # no trial reported a val_loss: nothing to rank
     rc, out, _ = run_cli("status", "beta", "--store", tmp_path / "results")
-    assert rc == 0 and len(out.splitlines()) == 2
+    assert rc == 0 and out.splitlines()[1].startswith("beta") and "alpha" not in out
     rc, _, err = run_cli("status", "nope", "--store", tmp_path / "results")
     assert rc == 2 and "no sweep 'nope'" in err
+
+
+def test_status_json_and_interrupted_trials(filled, run_cli, tmp_path):
+    """A running trial whose driver's heartbeat ended (or whose pid is gone) is interrupted."""
+    import os
+    import socket
+
+    from equisweep.store.heartbeat import write_beat
+
+    rc, out, _ = run_cli("status", "alpha", "--store", tmp_path / "results", "--json")
+    (row,) = json.loads(out)
+    assert (row["running"], row["interrupted"], row["driver"]) == (1, 0, None)
+    now = time.time()
+    beat = {"host": socket.gethostname(), "pid": os.getpid(), "started_at": now - 10,
+            "beat_at": now, "interval_s": 60, "planned_trials": 5, "planned_flops": 2e7,
+            "run_flops": 5e6, "state": "running"}
+    write_beat(filled, "alpha", beat)
+    (row,) = json.loads(run_cli("status", "alpha", "--store", tmp_path / "results",
+                                "--json")[1])
+    assert (row["planned"], row["pending"], row["running"], row["driver"]) == (5, 2, 1, "alive")
+    # 1e7 of 2e7 FLOPs left at the measured 5e6 FLOPs per 10 s: 20 s.
+    assert row["eta_s"] == pytest.approx(20, rel=0.05)
+    for gone in ({"state": "ended"}, {"pid": 2**22 + 12345}, {"beat_at": now - 1000}):
+        write_beat(filled, "alpha", dict(beat, **gone))
+        (row,) = json.loads(run_cli("status", "alpha", "--store", tmp_path / "results",
+                                    "--json")[1])
+        assert (row["running"], row["interrupted"], row["eta_s"]) == (0, 1, None), gone
+    rc, out, _ = run_cli("status", "alpha", "--store", tmp_path / "results", "--watch",
+                         "--interval", "0.01")
+    assert rc == 0 and out.count("(as of ") == 1  # no live driver: one frame, then done
 
 
 @pytest.mark.parametrize("meta, shown", [

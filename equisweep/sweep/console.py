@@ -1,0 +1,118 @@
+"""What a sweep's console shows: equisweep's own lines; Ray's and Tune's chatter goes to a log.
+
+Ray and Tune talk on three channels, each diverted here while a sweep runs quietly:
+
+- Python logging under the `ray` logger (the token-auth notice of the embedded Ray, Tune's
+  experiment-state snapshot warnings, ...). `ray.init(configure_logging=False)` clears the
+  `ray` logger's handlers *inside* init, just before it logs the token notice, so a handler on
+  `ray` itself would be dropped; instead `ray` propagates to a root-level file handler.
+- `print` to stdout (Tune's configuration box, "View detailed results here", the
+  TensorBoard hint): stdout is redirected to the log during `Tuner.fit`, so equisweep's own
+  progress bar writes to the real stderr it captured before.
+- Python warnings (RuntimeWarning from numerics in the driver, Ray deprecations): routed to
+  logging by `logging.captureWarnings`, hence to the same file.
+
+Worker processes' output stays in Ray's session logs (`log_to_driver=False`); the log file
+names that folder. `-v` turns all of this off: Ray and Tune print as they normally do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def log_path(store_uri: str, sweep: str) -> Path:
+    """Where a run's log goes: `<store>/_logs/<sweep>-<UTC time>.log` for a local store; for a
+    remote store (s3://, gs://) a local file in the temp folder, since a log is appended line
+    by line and object stores cannot append."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    name = f"{sweep}-{stamp}-{os.getpid()}.log"
+    if "://" in store_uri and not store_uri.startswith("file://"):
+        return Path(tempfile.gettempdir()) / "equisweep-logs" / name
+    local = store_uri[len("file://"):] if store_uri.startswith("file://") else store_uri
+    return Path(local).expanduser().resolve() / "_logs" / name
+
+
+class QuietConsole:
+    """Divert Ray/Tune output to a log file; `console` is the real stderr for our own lines.
+
+    Use `with QuietConsole(path) as q:` around everything from `ray.init` to the end of the
+    sweep, and `with q.tune_output():` around `Tuner.fit` (stdout prints).
+    """
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.console = sys.stderr
+        self._stream = None
+        self._handler = None
+        self._saved: list = []
+
+    # -- logging -------------------------------------------------------------------------
+    def __enter__(self):
+        if self.path is None:
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._stream = open(self.path, "a", buffering=1, encoding="utf-8")
+        self._handler = logging.StreamHandler(self._stream)
+        self._handler.setFormatter(logging.Formatter(_FORMAT))
+        self._handler.setLevel(logging.INFO)
+        root = logging.getLogger()
+        self._saved.append(("root_level", root.level))
+        root.addHandler(self._handler)
+        if root.level > logging.INFO or root.level == logging.NOTSET:
+            root.setLevel(logging.INFO)
+        logging.captureWarnings(True)
+        self.reroute()
+        return self
+
+    def reroute(self) -> None:
+        """Send every `ray*` logger to the file: drop their console handlers, let them
+        propagate. Called again after `ray.init` and after Tune is imported, since both
+        (re)configure Ray's loggers."""
+        if self._handler is None:
+            return
+        for name in ["ray", *list(logging.root.manager.loggerDict)]:
+            if name != "ray" and not name.startswith("ray."):
+                continue
+            lg = logging.getLogger(name)
+            for h in list(lg.handlers):
+                if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+                    lg.removeHandler(h)
+            lg.propagate = True
+
+    @contextlib.contextmanager
+    def tune_output(self):
+        """stdout → the log while Tune runs (its config box and hints are plain prints)."""
+        if self._stream is None:
+            yield
+            return
+        self.reroute()
+        with contextlib.redirect_stdout(self._stream):
+            yield
+        self.reroute()
+
+    def note(self, text: str) -> None:
+        """A line for the log only (e.g. where Ray's own worker logs are)."""
+        if self._stream is not None:
+            self._stream.write(text.rstrip("\n") + "\n")
+
+    def __exit__(self, *exc):
+        if self._handler is None:
+            return False
+        root = logging.getLogger()
+        root.removeHandler(self._handler)
+        for what, value in self._saved:
+            if what == "root_level":
+                root.setLevel(value)
+        logging.captureWarnings(False)
+        self._stream.close()
+        self._handler = self._stream = None
+        return False

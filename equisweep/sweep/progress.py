@@ -1,0 +1,208 @@
+"""The sweep's one progress bar and its Ray metrics: trials by state, best loss per variant.
+
+Both are Tune callbacks on the driver, fed by the same `SweepTally`: the bar shows
+running/done/failed and the best final validation loss (or skill, when trials report it) of
+each variant so far; `RayMetrics` exports the same numbers with `ray.util.metrics`, so a
+cluster whose Prometheus scrapes Ray shows them in Grafana / the dashboard's Metrics view.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ray.tune import Callback
+
+from equisweep.analysis.data import variant_name
+
+
+def _finite(v) -> float | None:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+class SweepTally:
+    """Counts of trials by state, FLOPs spent and the best result per variant, from Tune's
+    callback events. `total` is the number of trials this run plans."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.running: set[str] = set()
+        self.done = 0
+        self.failed = 0
+        self.diverged = 0
+        self.flops: dict[str, float] = {}
+        self._last: dict[str, dict] = {}
+        self.best: dict[str, tuple[str, float]] = {}  # variant -> ("loss"|"skill", value)
+
+    @staticmethod
+    def variant(trial) -> str:
+        cfg = trial.config.get("trial", {})
+        return variant_name(cfg.get("family", "?"), bool(cfg.get("augment", False)))
+
+    def start(self, trial) -> None:
+        self.running.add(trial.trial_id)
+
+    def result(self, trial, result: dict) -> None:
+        self._last[trial.trial_id] = result
+        f = _finite(result.get("flops"))
+        if f is not None:
+            self.flops[trial.trial_id] = max(f, self.flops.get(trial.trial_id, 0.0))
+
+    def end(self, trial, failed: bool) -> None:
+        self.running.discard(trial.trial_id)
+        last = self._last.get(trial.trial_id, {})
+        if failed or last.get("status") == "failed":
+            self.failed += 1
+            return
+        if last.get("status") == "diverged":
+            self.diverged += 1
+            return
+        self.done += 1
+        skill, loss = _finite(last.get("skill")), _finite(last.get("val_loss"))
+        v = self.variant(trial)
+        have = self.best.get(v)
+        if skill is not None:
+            if have is None or have[0] != "skill" or skill > have[1]:
+                self.best[v] = ("skill", skill)
+        elif loss is not None and (have is None or (have[0] == "loss" and loss < have[1])):
+            self.best[v] = ("loss", loss)
+
+    def retry(self, trial) -> None:
+        self.running.discard(trial.trial_id)
+
+    @property
+    def spent_flops(self) -> float:
+        return float(sum(self.flops.values()))
+
+    def postfix(self) -> str:
+        parts = [f"run {len(self.running)}", f"done {self.done}", f"failed {self.failed}"]
+        if self.diverged:
+            parts.append(f"diverged {self.diverged}")
+        for v in sorted(self.best):
+            kind, value = self.best[v]
+            parts.append(f"{v} {'skill' if kind == 'skill' else 'val'} {value:.4g}")
+        return " | ".join(parts)
+
+
+class ProgressBar(Callback):
+    """One tqdm bar for the whole sweep on the console stream (the real stderr)."""
+
+    def __init__(self, tally: SweepTally, sweep: str, stream=None, enabled: bool = True):
+        self.tally, self.sweep, self.stream, self.enabled = tally, sweep, stream, enabled
+        self._bar = None
+
+    def __getstate__(self):  # pickled into Tune's experiment state; open bars are not
+        state = dict(self.__dict__)
+        state["_bar"] = state["stream"] = None
+        return state
+
+    def _refresh(self, advance: int = 0) -> None:
+        if not self.enabled:
+            return
+        if self._bar is None:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=self.tally.total or None, desc=f"sweep {self.sweep}",
+                             unit="trial", file=self.stream, dynamic_ncols=True)
+        if advance:
+            self._bar.update(advance)
+        self._bar.set_postfix_str(self.tally.postfix(), refresh=True)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.tally.start(trial)
+        self._refresh()
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.tally.result(trial, result)
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self.tally.retry(trial)
+        self._refresh()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.tally.end(trial, failed=False)
+        self._refresh(1)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.tally.end(trial, failed=True)
+        self._refresh(1)
+
+    def on_experiment_end(self, trials, **info):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class RayMetrics(Callback):
+    """Export the tally with `ray.util.metrics` (gauges, tagged by sweep).
+
+    Metric names (Prometheus adds Ray's `ray_` prefix): `equisweep_trials{sweep,state}`,
+    `equisweep_flops_spent{sweep}`, `equisweep_flops_planned{sweep}`,
+    `equisweep_best_val_loss{sweep,variant}` and `equisweep_best_skill{sweep,variant}`.
+    Must run after `ProgressBar` in the callback list: that one updates the tally.
+    """
+
+    STATES = ("pending", "running", "finished", "failed", "diverged")
+
+    def __init__(self, tally: SweepTally, sweep: str, planned_flops: float):
+        self.tally, self.sweep, self.planned_flops = tally, sweep, float(planned_flops)
+        self._gauges = None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_gauges"] = None
+        return state
+
+    def _g(self):
+        if self._gauges is None:
+            from ray.util.metrics import Gauge
+
+            self._gauges = {
+                "trials": Gauge("equisweep_trials", "trials of the sweep by state",
+                                tag_keys=("sweep", "state")),
+                "spent": Gauge("equisweep_flops_spent", "training FLOPs spent by this run",
+                               tag_keys=("sweep",)),
+                "planned": Gauge("equisweep_flops_planned", "training FLOPs this run plans",
+                                 tag_keys=("sweep",)),
+                "loss": Gauge("equisweep_best_val_loss",
+                              "best final validation loss per variant so far",
+                              tag_keys=("sweep", "variant")),
+                "skill": Gauge("equisweep_best_skill", "best skill per variant so far",
+                               tag_keys=("sweep", "variant")),
+            }
+        return self._gauges
+
+    def values(self) -> dict:
+        t = self.tally
+        finished_like = t.done + t.failed + t.diverged + len(t.running)
+        return {
+            "trials": {"pending": max(0, t.total - finished_like), "running": len(t.running),
+                       "finished": t.done, "failed": t.failed, "diverged": t.diverged},
+            "spent": t.spent_flops, "planned": self.planned_flops,
+            "best": dict(t.best),
+        }
+
+    def publish(self) -> None:
+        g, v = self._g(), self.values()
+        for state, n in v["trials"].items():
+            g["trials"].set(n, tags={"sweep": self.sweep, "state": state})
+        g["spent"].set(v["spent"], tags={"sweep": self.sweep})
+        g["planned"].set(v["planned"], tags={"sweep": self.sweep})
+        for variant, (kind, value) in v["best"].items():
+            g["loss" if kind == "loss" else "skill"].set(
+                value, tags={"sweep": self.sweep, "variant": variant})
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.publish()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.publish()
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.publish()
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.publish()

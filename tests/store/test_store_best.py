@@ -1,0 +1,91 @@
+"""The tuned-point rule (`store.best.best_trials`), `equisweep best` and `query --curves`."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from storehelp import metric, trial
+
+from equisweep.store.best import CELL, VARIANT, best_trials
+
+_rows = st.lists(st.fixed_dictionaries({
+    "family": st.sampled_from(["gatr", "transformer"]),
+    "steps": st.sampled_from([10, 20]),
+    "augment": st.booleans(),
+    "status": st.sampled_from(["finished", "finished", "failed", "diverged", "running"]),
+    "val_loss": st.one_of(st.none(), st.just(math.nan),
+                          st.floats(0.001, 10, allow_nan=False)),
+}), max_size=30)
+
+
+def _final(rows):
+    base = {"sweep": "s", "size": '{"width": 8}', "train_trajectories": 16, "seed": 0}
+    return pa.Table.from_pylist([dict(base, key=f"k{i:02d}", **r) for i, r in enumerate(rows)])
+
+
+@settings(max_examples=200, deadline=None)
+@given(_rows, st.sampled_from(["cell", "variant"]))
+def test_best_is_the_lowest_finite_val_loss_of_finished_trials_per_group(rows, per):
+    final = _final(rows)
+    picked = best_trials(final, per=per).to_pylist()
+    group = CELL if per == "cell" else VARIANT
+    eligible = [r for r in final.to_pylist() if r["status"] == "finished"
+                and r["val_loss"] is not None and math.isfinite(r["val_loss"])]
+    expect = {}
+    for r in sorted(eligible, key=lambda r: (r["val_loss"], r["key"])):
+        expect.setdefault(tuple(r[c] for c in group), r["key"])
+    assert {tuple(r[c] for c in group): r["key"] for r in picked} == expect
+    assert len(picked) == len(expect)  # one row per group
+
+
+def test_best_rejects_an_unknown_grouping():
+    from equisweep.errors import UserError
+
+    with pytest.raises(UserError, match="--per"):
+        best_trials(_final([]), per="family")
+
+
+@pytest.fixture
+def tuned(store):
+    """Sweep 'tune': two cells (steps 10, 20), two learning rates each."""
+    with store.writer("tune") as w:
+        for key, steps, lr, val in (("a", 10, 1e-3, 0.5), ("b", 10, 3e-3, 0.4),
+                                    ("c", 20, 1e-3, 0.2), ("d", 20, 3e-3, 0.3)):
+            w.add_trial(trial(key, status="finished", steps=steps, hparams={"lr": lr}))
+            w.add_metrics([metric(key, s, val_loss=val + 1 / s) for s in (1, 2)])
+            w.add_metrics([metric(key, 3, val_loss=val, test_loss=val * 1.1)])
+    return store
+
+
+def test_best_cli_per_cell_and_variant(tuned, run_cli, tmp_path):
+    store = tmp_path / "results"
+    rc, out, err = run_cli("best", "tune", "--store", store, "--format", "json")
+    assert rc == 0, err
+    rows = json.loads(out)
+    assert [(r["key"], r["steps"], r["val_loss"]) for r in rows] == [("b", 10, 0.4),
+                                                                     ("c", 20, 0.2)]
+    assert rows[0]["hparams"] == {"lr": 3e-3} and rows[0]["hp_lr"] == 3e-3
+    rc, out, _ = run_cli("best", "tune", "--store", store, "--per", "variant",
+                         "--format", "csv")
+    assert rc == 0 and out.splitlines()[1].startswith('"tune","c"')
+    rc, out, _ = run_cli("best", "tune", "--store", store)
+    assert out.splitlines()[0].split()[:3] == ["sweep", "key", "family"]
+    rc, _, err = run_cli("best", "nope", "--store", store)
+    assert rc == 2 and "no sweep 'nope' in results store" in err
+
+
+def test_query_curves_are_every_row_of_the_chosen_trials(tuned, run_cli, tmp_path):
+    rc, out, err = run_cli("query", "tune", "--store", tmp_path / "results", "--curves",
+                           "--where", "steps == 20 and val_loss < 0.25", "--format", "json")
+    assert rc == 0, err
+    rows = json.loads(out)
+    assert [(r["key"], r["step"]) for r in rows] == [("c", 1), ("c", 2), ("c", 3)]
+    assert all(r["family"] == "gatr" and r["steps"] == 20 for r in rows)
+    rc, out, err = run_cli("query", "tune", "--store", tmp_path / "results", "--curves",
+                           "--where", "steps == 99")
+    assert rc == 0 and "(no rows)" in err
