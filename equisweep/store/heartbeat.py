@@ -22,7 +22,7 @@ import threading
 import time
 
 from equisweep.store import location
-from equisweep.store.schema import validate_sweep_name
+from equisweep.store.naming import validate_sweep_name
 
 FILE = "heartbeat.json"
 STALE_BEATS = 4
