@@ -199,20 +199,26 @@ def trial_columns(key: str, config: dict, *, n_params: int, flops_per_step: floa
 
 
 def fill_derived(table: pa.Table) -> pa.Table:
-    """Rows written before the typed columns existed (read back as nulls) get them from
-    their `size`/`hparams` JSON, so old stores answer `--where "hp_lr > ..."` too."""
+    """Rows written before the typed columns existed (all of them null) get them from their
+    `size`/`hparams` JSON, so old stores answer `--where "hp_lr > ..."` too. Rows written
+    since already carry them: only old rows are parsed, so a current store pays nothing."""
+    import pyarrow.compute as pc
+
     typed = list(SIZE_COLUMNS) + list(HP_COLUMNS)
-    if table.num_rows == 0 or all(table.column(c).null_count == 0 for c in typed):
+    if table.num_rows == 0:
+        return table
+    old = table.column(typed[0]).is_null()
+    for c in typed[1:]:
+        old = pc.and_(old, table.column(c).is_null())
+    has_json = pc.or_(table.column("size").is_valid(), table.column("hparams").is_valid())
+    rows = pc.indices_nonzero(pc.and_(old, has_json)).to_pylist()
+    if not rows:
         return table
     sizes, hps = table.column("size").to_pylist(), table.column("hparams").to_pylist()
     cols = {c: table.column(c).to_pylist() for c in typed}
-    for i, (size, hp) in enumerate(zip(sizes, hps)):
-        if all(cols[c][i] is not None for c in typed):
-            continue
-        derived = _derived_typed(size, hp)
-        for c in typed:
-            if cols[c][i] is None:
-                cols[c][i] = derived[c]
+    for i in rows:
+        for c, v in _derived_typed(sizes[i], hps[i]).items():
+            cols[c][i] = v
     for c in typed:
         idx = table.schema.get_field_index(c)
         field = table.schema.field(idx)
