@@ -23,11 +23,12 @@ from equisweep.schedule import lr_factor, training_lr_factor  # noqa: F401 (re-e
 from equisweep.spec.hparams import HPARAM_DEFAULTS
 from equisweep.store.schema import REPORTED_METRICS
 from equisweep.task import RigidBodyDataset, TaskConfig, collate, ensure_dataset
+from equisweep.task.evaluation import EVAL_BATCH, eval_windows, evaluate
 from equisweep.task.symmetry import act, sample_task_group
 
 CHECKPOINT_FILE = "trial.pt"
 # Stream tags so independent random streams never share a seed.
-_STREAM_ORDER, _STREAM_AUGMENT, _STREAM_EVAL, _STREAM_EQUIV = 1, 2, 3, 4
+_STREAM_ORDER, _STREAM_AUGMENT, _STREAM_EQUIV = 1, 2, 4
 
 
 class TrialDiverged(RuntimeError):
@@ -104,19 +105,11 @@ class WindowSampler:
         return collate(samples)
 
 
-def _fixed_batches(dataset: RigidBodyDataset, seed: int, batch_size: int, limit: int | None):
-    """Deterministic evaluation batches: each trajectory at a seeded window, in order."""
-    g = _generator(seed, _STREAM_EVAL, 0)
-    starts = torch.randint(
-        0, dataset.windows, (len(dataset),), generator=g
-    ).numpy()
-    batches = []
-    for lo in range(0, len(dataset), batch_size):
-        hi = min(lo + batch_size, len(dataset))
-        batches.append(collate([dataset.sample(i, int(starts[i])) for i in range(lo, hi)]))
-        if limit is not None and len(batches) >= limit:
-            break
-    return batches
+def _equivariance_batch(dataset: RigidBodyDataset, batch_size: int) -> dict:
+    """The fixed batch equivariance is measured on: the middle window of the first
+    `batch_size` val trajectories (the same for every trial of a dataset)."""
+    n = min(batch_size, len(dataset))
+    return collate([dataset.sample(i, dataset.windows // 2) for i in range(n)])
 
 
 def _to(batch: dict, device: torch.device) -> dict:
@@ -147,17 +140,6 @@ def equivariance_error(model, batch: dict, seed: int, index: int) -> float:
         num = ((pred_g - moved) * mask).norm()
         den = ((pred - batch["x1"]) * mask).norm().clamp_min(1e-12)
     return float(num / den)
-
-
-def _evaluate(model, batches, device, autocast) -> float:
-    total, weight = 0.0, 0.0
-    with torch.no_grad(), autocast():
-        for batch in batches:
-            batch = _to(batch, device)
-            n = float(batch["mask"].sum())
-            total += float(masked_mse(model(batch), batch)) * n
-            weight += n
-    return total / max(weight, 1.0)
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -202,7 +184,6 @@ def iter_trial(
     batch_size = int(training["batch_size"])
     eval_every = int(training["eval_every"])
     ckpt_every = int(training["checkpoint_every"])
-    eval_batches = int(training.get("eval_batches", 4))
     bf16 = training.get("precision", "fp32") == "bf16" and dev.type == "cuda"
 
     path = ensure_dataset(task, cache_dir=data_dir, progress=progress)
@@ -211,7 +192,9 @@ def iter_trial(
     val_ds = RigidBodyDataset(path, split="val", seed=seed, delta=task.delta)
     test_ds = RigidBodyDataset(path, split="test", seed=seed, delta=task.delta)
     sampler = WindowSampler(train_ds, seed)
-    val_batches = _fixed_batches(val_ds, seed, batch_size, eval_batches)
+    # Fixed per dataset, never per trial: every trial is measured on the same windows.
+    val_windows = eval_windows(val_ds)
+    equiv_batch = _equivariance_batch(val_ds, batch_size) if len(val_ds) else None
 
     torch.manual_seed(seed)
     model = build_model(config["family"], config["size"]).to(dev)
@@ -239,6 +222,18 @@ def iter_trial(
     def autocast():
         return torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=bf16)
 
+    eval_flops = 0.0  # forward passes only (1/3 of a training step), never in `flops`
+
+    def count_eval(batch: dict, passes: int = 1) -> None:
+        nonlocal eval_flops
+        b, v = int(batch["x0"].shape[0]), int(batch["x0"].shape[1])
+        eval_flops += passes * count_flops(config["family"], config["size"], tokens=v,
+                                           batch_size=b) / 3.0
+
+    def predict(batch: dict) -> torch.Tensor:
+        with autocast():
+            return model(batch)
+
     start, flops, wall = 0, 0.0, 0.0
     loss_sum, loss_n = 0.0, 0
     if restore_from is not None:
@@ -246,6 +241,7 @@ def iter_trial(
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start, flops, wall = int(state["step"]), float(state["flops"]), float(state["wall_s"])
+        eval_flops = float(state.get("eval_flops", 0.0))
         loss_sum, loss_n = float(state["loss_sum"]), int(state["loss_n"])
         history = list(state.get("rows") or [])
     else:
@@ -257,6 +253,7 @@ def iter_trial(
             "model": model.state_dict(), "optimizer": opt.state_dict(), "step": done,
             "flops": flops, "wall_s": wall, "loss_sum": loss_sum, "loss_n": loss_n,
             "rows": [dict(r) for r in history] if keep_rows else [],
+            "eval_flops": eval_flops,
         }
 
     last_grad_norm = float("nan")
@@ -282,7 +279,8 @@ def iter_trial(
             loss = masked_mse(model(batch), batch)
         if not torch.isfinite(loss):
             row = _row(step + 1, batch_size, train_ds, flops, wall, float(loss.detach()), None, opt)
-            row.update(status="diverged", error=f"non-finite training loss at step {step + 1}")
+            row.update(status="diverged", error=f"non-finite training loss at step {step + 1}",
+                       eval_flops=eval_flops)
             yield Emit(row=row, final=True)
             return
         opt.zero_grad(set_to_none=True)
@@ -315,13 +313,15 @@ def iter_trial(
         row["samples_per_s"] = window_samples / max(elapsed, 1e-9)
         row["flops_per_s"] = window_flops / max(elapsed, 1e-9)
         loss_sum, loss_n = 0.0, 0
-        if at_eval:
+        if at_eval and len(val_windows):
             model.eval()
-            row["val_loss"] = _evaluate(model, val_batches, dev, autocast)
-            row["equivariance_error"] = equivariance_error(
-                model, _to(val_batches[0], dev), seed, done
-            )
+            val = evaluate(predict, val_windows, val_ds, EVAL_BATCH, dev, count_eval)
+            row.update(val_loss=val.loss, val_loss_se=val.se, val_windows=val.windows)
+            count_eval(equiv_batch, passes=2)
+            row["equivariance_error"] = equivariance_error(model, _to(equiv_batch, dev), seed,
+                                                           done)
             model.train()
+        row["eval_flops"] = eval_flops
         if keep_rows:
             history.append(dict(row))
         if done in forks:
@@ -336,9 +336,11 @@ def iter_trial(
         final = done == steps
         if final:
             model.eval()
-            test = _fixed_batches(test_ds, seed, batch_size, None)
-            row["test_loss"] = _evaluate(model, test, dev, autocast)
-            row["status"] = "finished"
+            test_windows = eval_windows(test_ds)
+            if len(test_windows):
+                test = evaluate(predict, test_windows, test_ds, EVAL_BATCH, dev, count_eval)
+                row.update(test_loss=test.loss, test_loss_se=test.se, test_windows=test.windows)
+            row.update(status="finished", eval_flops=eval_flops)
         window_t0, window_samples, window_flops = time.perf_counter(), 0, 0.0
         yield Emit(row=row, checkpoint_dir=ckpt_path, final=final)
     if bar is not None:

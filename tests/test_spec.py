@@ -258,7 +258,7 @@ def test_tiny_loads_with_defaults_filled_in():
     spec = load_spec(TINY)
     assert spec.name == "tiny"
     assert spec.search.method == "optuna"
-    assert spec.training["eval_batches"] == 4 and spec.training["precision"] == "fp32"
+    assert spec.training["precision"] == "fp32"
     assert spec.hparam_defaults == {
         "lr": 1e-3,
         "weight_decay": 0.0,
@@ -459,7 +459,6 @@ def test_trial_dict_matches_the_contract_and_round_trips():
         "warmup",
         "eval_every",
         "checkpoint_every",
-        "eval_batches",
         "precision",
     }
     assert d["training"]["warmup"] == d["hparams"]["warmup"] == 0.1

@@ -16,7 +16,7 @@ from tests.sweep.conftest import tiny_sweep_dict
 @pytest.fixture(scope="module")
 def trial_configs():
     spec = parse_spec(tiny_sweep_dict(training={
-        "batch_size": 4, "eval_every": 5, "checkpoint_every": 10, "eval_batches": 1}))
+        "batch_size": 4, "eval_every": 5, "checkpoint_every": 10}))
     return {c.family: spec.cell_trial(c, {"lr": 3e-3}).to_dict() for c in spec.cells()}
 
 
@@ -84,3 +84,46 @@ def test_lr_schedule_warms_up_then_decays():
     assert all(b <= a for a, b in zip(f[9:], f[10:]))
     assert f[-1] < 0.01
     assert train.lr_factor(50, 100, 0.0, "constant") == 1.0
+
+
+def test_evaluation_on_fixed_windows_with_standard_errors_and_its_own_flops(trial_configs):
+    """Val/test losses carry clustered SEs and window counts; evaluation compute is counted
+    in `eval_flops` (forward = 1/3 of a training step), never in the training `flops`;
+    windows do not depend on the trial."""
+    from equisweep.models import count_flops
+    from equisweep.task import RigidBodyDataset, TaskConfig, ensure_dataset
+    from equisweep.task.evaluation import EVAL_BATCH, eval_windows
+
+    config = trial_configs["gatr"]
+    fam, size, bs = config["family"], config["size"], config["training"]["batch_size"]
+    rows = train.run_trial(config)
+    final = rows[-1]
+    task = TaskConfig.from_dict(config["task"])
+    path = ensure_dataset(task)
+    split = {s: RigidBodyDataset(path, split=s, delta=task.delta) for s in ("val", "test")}
+    test_w, val_w = eval_windows(split["test"]), eval_windows(split["val"])
+    assert final["test_windows"] == len(test_w) == len(split["test"]) * split["test"].windows
+    assert 0 < final["test_loss_se"] < final["test_loss"]
+    assert all(r["val_loss_se"] > 0 and r["val_windows"] == len(val_w) for r in rows)
+
+    def forward(windows, ds):
+        return sum(count_flops(fam, size, tokens=int(b["x0"].shape[1]),
+                               batch_size=int(b["x0"].shape[0])) / 3
+                   for b, _ in windows.batches(ds, EVAL_BATCH))
+
+    equiv = train._equivariance_batch(split["val"], bs)
+    per_eval = forward(val_w, split["val"]) + 2 * count_flops(
+        fam, size, tokens=int(equiv["x0"].shape[1]), batch_size=bs) / 3
+    expected = len(rows) * per_eval + forward(test_w, split["test"])
+    assert final["eval_flops"] == pytest.approx(expected, rel=1e-9)
+    # Training FLOPs are exactly the training steps' (padded batches, as the trainer saw them).
+    train_ds = RigidBodyDataset(path, split="train", limit=config["train_trajectories"],
+                                seed=config["seed"], delta=task.delta)
+    sampler = train.WindowSampler(train_ds, config["seed"])
+    steps = sum(count_flops(fam, size, tokens=int(sampler.batch(s, bs)["x0"].shape[1]),
+                            batch_size=bs) for s in range(config["steps"]))
+    assert final["flops"] == pytest.approx(steps, rel=1e-12)
+    other = dict(config, seed=config["seed"] + 1, hparams=dict(config["hparams"], lr=1e-2))
+    again = train.run_trial(other)[-1]
+    assert (again["test_windows"], again["val_windows"]) == (final["test_windows"],
+                                                             final["val_windows"])

@@ -60,7 +60,7 @@ def sweep_dict(steps: int) -> dict:
         "grid": {"steps": [steps], "train_trajectories": [64], "seed": [0]},
         "search": {"method": "grid", "params": {"lr": {"choice": LRS}}},
         "training": {"batch_size": 16, "eval_every": 50, "checkpoint_every": 100,
-                     "eval_batches": 2, "schedule": "cosine", "warmup": 0.05},
+                     "schedule": "cosine", "warmup": 0.05},
         "resources": {"cpu": 1},
         "max_concurrent": 2,
         "retries": 0,

@@ -42,7 +42,6 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "warmup": HPARAM_DEFAULTS["warmup"],  # `training.warmup` is the hparam's default
     "eval_every": 50,
     "checkpoint_every": 100,
-    "eval_batches": 4,
     "precision": "fp32",
 }
 
@@ -99,7 +98,7 @@ def parse_training(c: Check, raw: Any) -> tuple[dict, dict]:
     if c.mapping(raw, "training", allowed) is BAD:
         return BAD, BAD
     t = {**TRAINING_DEFAULTS, **{k: v for k, v in raw.items() if k in TRAINING_DEFAULTS}}
-    for k in ("batch_size", "eval_every", "checkpoint_every", "eval_batches"):
+    for k in ("batch_size", "eval_every", "checkpoint_every"):
         t[k] = c.integer(t[k], f"training.{k}", 1)
     t["schedule"] = c.one_of(t["schedule"], "training.schedule", SCHEDULES)
     t["precision"] = c.one_of(t["precision"], "training.precision", PRECISIONS)

@@ -9,12 +9,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from equisweep.store import fragments, location
-from equisweep.store.schema import METRIC_FILE_SCHEMA, TRIAL_FILE_SCHEMA
+from equisweep.store.schema import BASELINE_FILE_SCHEMA, METRIC_FILE_SCHEMA, TRIAL_FILE_SCHEMA
 from equisweep.store.writer import SUMMARY_KEY, decode_summary
 
 _REQUIRED = {
     "trials": TRIAL_FILE_SCHEMA,
     "metrics": METRIC_FILE_SCHEMA,
+    "baselines": BASELINE_FILE_SCHEMA,
 }
 
 

@@ -12,7 +12,7 @@ FORMATS = ("table", "csv", "json", "parquet")
 TABLE_COLUMNS = {
     "final": ("sweep", "key", "family", "n_params", "steps", "train_trajectories", "augment",
               "seed", "*hp", "status", "step", "flops", "wall_s", "train_loss", "val_loss",
-              "test_loss"),
+              "test_loss", "test_loss_se", "skill"),
     "trials": ("sweep", "key", "family", "n_params", "steps", "train_trajectories", "augment",
                "seed", "*hp", "status", "attempt", "node", "error"),
     "metrics": ("sweep", "key", "attempt", "step", "samples", "epochs", "flops", "wall_s",
@@ -30,7 +30,8 @@ def add_arguments(parser) -> None:
     add_store_argument(parser)
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--final", action="store_true",
-                      help="one row per trial: trial columns + last metric row + test_loss")
+                      help="one row per trial: trial columns + last metric row + test_loss, "
+                           "test_loss_se and skill (1 − test_loss / constant-velocity's)")
     what.add_argument("--trials", action="store_true",
                       help="one row per trial: its latest status row")
     what.add_argument("--curves", action="store_true",

@@ -95,7 +95,8 @@ def sweep_status(store, name: str | None = None, now: float | None = None) -> li
         row["best"] = [] if best is None else [
             {"variant": _variant(r), "key": r["key"], "n_params": r["n_params"],
              "steps": r["steps"], "val_loss": _finite(r.get("val_loss")),
-             "test_loss": _finite(r.get("test_loss")), "skill": _finite(r.get("skill"))}
+             "test_loss": _finite(r.get("test_loss")),
+             "test_loss_se": _finite(r.get("test_loss_se")), "skill": _finite(r.get("skill"))}
             for r in best.to_pylist()]
         out.append(row)
     return out
@@ -170,6 +171,9 @@ def format_status(rows: list[dict]) -> str:
             "STEPS": pa.array([b["steps"] for _, b in best], pa.int64()),
             "VAL_LOSS": pa.array([b["val_loss"] for _, b in best], pa.float64()),
             "TEST_LOSS": pa.array([b["test_loss"] for _, b in best], pa.float64()),
+            "TEST_LOSS_SE": pa.array([b["test_loss_se"] for _, b in best], pa.float64()),
+            # 1 − test_loss / constant-velocity test loss on the same windows (Store.final).
+            "SKILL": pa.array([b["skill"] for _, b in best], pa.float64()),
         })
         lines.append(format_table(bt))
     return "\n".join(lines)

@@ -19,6 +19,8 @@ from equisweep.store.schema import SEQ
 
 LAST_FLAG = "_is_last"
 TEST_FLAG = "_is_test"
+# A trial's test result: the columns its final evaluation wrote (test_loss marks the row).
+TEST_COLUMNS = ("test_loss", "test_loss_se", "test_windows")
 
 
 def _np(col) -> np.ndarray:
@@ -158,11 +160,15 @@ def final_metric_rows(candidates: pa.Table) -> pa.Table:
     last = last.take(last_per_group(last, ["sweep", "key"], ["step", "attempt", SEQ]))
     test = candidates.filter(pc.field(TEST_FLAG))
     test = test.take(last_per_group(test, ["sweep", "key"], ["attempt", SEQ]))
-    test = test.select(["sweep", "key", "test_loss"]).rename_columns(["sweep", "key", "_test"])
+    # The test columns travel together: one row measured all of them.
+    cols = [c for c in TEST_COLUMNS if c in test.column_names]
+    test = test.select(["sweep", "key", *cols]).rename_columns(
+        ["sweep", "key", *[f"_{c}" for c in cols]])
     last = last.drop_columns([LAST_FLAG, TEST_FLAG])
     if test.num_rows == 0:
         return last
     joined = last.join(test, keys=["sweep", "key"], join_type="left outer")
-    i = joined.schema.get_field_index("test_loss")
-    joined = joined.set_column(i, "test_loss", joined.column("_test"))
-    return joined.drop_columns(["_test"])
+    for c in cols:
+        i = joined.schema.get_field_index(c)
+        joined = joined.set_column(i, c, joined.column(f"_{c}"))
+    return joined.drop_columns([f"_{c}" for c in cols])

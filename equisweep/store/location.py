@@ -20,7 +20,7 @@ import pyarrow.fs as pafs
 from equisweep.errors import UserError
 from equisweep.store.naming import validate_sweep_name
 
-KINDS = ("trials", "metrics", "sweeps")
+KINDS = ("trials", "metrics", "baselines", "sweeps")
 
 _clock_lock = threading.Lock()
 _last_ns = 0

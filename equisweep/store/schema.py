@@ -37,6 +37,10 @@ TRIAL_FIELDS = [
     pa.field("train_trajectories", pa.int64()),
     pa.field("augment", pa.bool_()),
     pa.field("seed", pa.int64()),
+    # The dataset's content key (`TaskConfig.key()`) and horizon: what joins a trial to the
+    # zero-parameter baselines measured on the same windows.
+    pa.field("dataset", pa.string()),
+    pa.field("delta", pa.int64()),
     pa.field("hparams", pa.string()),
     *(pa.field(name, pa.float64()) for name in HP_COLUMNS),
     pa.field("config", pa.string()),
@@ -62,9 +66,18 @@ METRIC_FIELDS = [
     pa.field("wall_s", pa.float64()),
     pa.field("train_loss", pa.float64()),
     pa.field("val_loss", pa.float64()),
+    # Standard error of val_loss/test_loss, clustered by trajectory (task/evaluation.py),
+    # and how many fixed evaluation windows each was measured on.
+    pa.field("val_loss_se", pa.float64()),
+    pa.field("val_windows", pa.int64()),
     pa.field("lr", pa.float64()),
     pa.field("grad_norm", pa.float64()),
     pa.field("test_loss", pa.float64()),
+    pa.field("test_loss_se", pa.float64()),
+    pa.field("test_windows", pa.int64()),
+    # Cumulative evaluation FLOPs (forward passes: val, test, equivariance checks); `flops`
+    # is training compute only.
+    pa.field("eval_flops", pa.float64()),
     pa.field("equivariance_error", pa.float64()),
     pa.field("samples_per_s", pa.float64()),
     pa.field("flops_per_s", pa.float64()),
@@ -73,6 +86,20 @@ METRIC_FIELDS = [
 # The driver adds who reported a row (key, attempt); the trainer reports everything else.
 ROW_IDENTITY = ("key", "attempt")
 REPORTED_METRICS = tuple(f.name for f in METRIC_FIELDS if f.name not in ROW_IDENTITY)
+# Zero-parameter baselines (task/baselines.py) on the fixed evaluation windows of a split:
+# one row per (dataset, delta, split, baseline), written by the driver when a sweep starts.
+BASELINE_FIELDS = [
+    pa.field("dataset", pa.string(), nullable=False),
+    pa.field("delta", pa.int64(), nullable=False),
+    pa.field("split", pa.string(), nullable=False),
+    pa.field("baseline", pa.string(), nullable=False),
+    pa.field("loss", pa.float64()),
+    pa.field("loss_se", pa.float64()),
+    pa.field("windows", pa.int64()),
+    pa.field("trajectories", pa.int64()),
+    pa.field("stride", pa.int64()),
+]
+BASELINE_KEY = ("dataset", "delta", "split", "baseline")
 
 _SEQ_FIELD = pa.field(SEQ, pa.int64(), nullable=False)
 _SWEEP_FIELD = pa.field("sweep", pa.string(), nullable=False)
@@ -80,12 +107,15 @@ _SWEEP_FIELD = pa.field("sweep", pa.string(), nullable=False)
 # What a fragment file holds.
 TRIAL_FILE_SCHEMA = pa.schema(TRIAL_FIELDS + [_SEQ_FIELD])
 METRIC_FILE_SCHEMA = pa.schema(METRIC_FIELDS + [_SEQ_FIELD])
+BASELINE_FILE_SCHEMA = pa.schema(BASELINE_FIELDS + [_SEQ_FIELD])
 # What readers see (with the write order, before it is dropped).
 TRIAL_READ_SCHEMA = pa.schema([_SWEEP_FIELD] + TRIAL_FIELDS + [_SEQ_FIELD])
 METRIC_READ_SCHEMA = pa.schema([_SWEEP_FIELD] + METRIC_FIELDS + [_SEQ_FIELD])
+BASELINE_READ_SCHEMA = pa.schema([_SWEEP_FIELD] + BASELINE_FIELDS + [_SEQ_FIELD])
 # Public schemas (what trials()/metrics() return).
 TRIAL_SCHEMA = pa.schema([_SWEEP_FIELD] + TRIAL_FIELDS)
 METRIC_SCHEMA = pa.schema([_SWEEP_FIELD] + METRIC_FIELDS)
+BASELINE_SCHEMA = pa.schema([_SWEEP_FIELD] + BASELINE_FIELDS)
 
 STATUSES = ("running", "finished", "failed", "diverged", "skipped_budget")
 JSON_COLUMNS = {"size", "hparams", "config"}
@@ -147,6 +177,7 @@ def _converters(fields):
 
 _TRIAL_CONV = _converters(TRIAL_FIELDS)
 _METRIC_CONV = _converters(METRIC_FIELDS)
+_BASELINE_CONV = _converters(BASELINE_FIELDS)
 
 
 def _normalise(row: dict, conv: dict, required: tuple[str, ...], sweep: str, kind: str) -> dict:
@@ -193,9 +224,19 @@ def trial_columns(key: str, config: dict, *, n_params: int, flops_per_step: floa
         "train_trajectories": int(config["train_trajectories"]),
         "augment": bool(config.get("augment", False)),
         "seed": int(config["seed"]),
+        **dataset_columns(config.get("task")),
         "hparams": config["hparams"],
         "config": config,
     }
+
+
+def dataset_columns(task: dict | None) -> dict:
+    """`dataset` (the content key of the trial's dataset) and `delta` from a task dict."""
+    if not isinstance(task, dict):
+        return {"dataset": None, "delta": None}
+    from equisweep.task.config import TaskConfig
+
+    return {"dataset": TaskConfig.from_dict(task).key(), "delta": int(task.get("delta", 1))}
 
 
 def fill_derived(table: pa.Table) -> pa.Table:
@@ -278,3 +319,7 @@ def conform_table(table: pa.Table, file_schema: pa.Schema, kind: str) -> pa.Tabl
         if not f.nullable and out.column(f.name).null_count:
             raise ValueError(f"{kind} column {f.name!r} has nulls but is required")
     return out
+
+
+def baseline_row(row: dict, sweep: str) -> dict:
+    return _normalise(row, _BASELINE_CONV, BASELINE_KEY, sweep, "baseline")

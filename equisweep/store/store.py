@@ -4,6 +4,7 @@ Layout (hive-partitioned, append-only; every file is immutable once renamed into
 
     <store>/trials/sweep=<name>/part-<seq>-<uuid>.parquet
     <store>/metrics/sweep=<name>/part-<seq>-<uuid>.parquet
+    <store>/baselines/sweep=<name>/part-<seq>-<uuid>.parquet
     <store>/sweeps/sweep=<name>/meta-<seq>-<uuid>.json
 """
 
@@ -24,6 +25,10 @@ from equisweep.store import dedup, fragments, location
 from equisweep.store.fragments import DamagedFragmentWarning  # noqa: F401  (public name)
 from equisweep.store.naming import validate_sweep_name
 from equisweep.store.schema import (
+    BASELINE_FILE_SCHEMA,
+    BASELINE_KEY,
+    BASELINE_READ_SCHEMA,
+    BASELINE_SCHEMA,
     METRIC_FIELDS,
     METRIC_FILE_SCHEMA,
     METRIC_READ_SCHEMA,
@@ -32,9 +37,10 @@ from equisweep.store.schema import (
     TRIAL_FILE_SCHEMA,
     TRIAL_READ_SCHEMA,
     TRIAL_SCHEMA,
+    baseline_row,
     fill_derived,
 )
-from equisweep.store.writer import SUMMARY_KEY, StoreWriter, decode_summary
+from equisweep.store.writer import SUMMARY_KEY, StoreWriter, decode_summary, write_fragment
 
 log = logging.getLogger("equisweep.store")
 
@@ -66,7 +72,12 @@ FINAL_SCHEMA = pa.schema(
     list(TRIAL_SCHEMA)
     + [pa.field("metric_attempt", pa.int64())]
     + [f.with_nullable(True) for f in METRIC_FIELDS if f.name not in ("key", "attempt")]
+    # 1 − test_loss / (constant-velocity test loss on the same windows); null without one.
+    + [pa.field("skill", pa.float64())]
 )
+# The baseline `skill` is measured against (task/baselines.py REFERENCE; kept as a literal
+# so reading a store never imports torch).
+SKILL_BASELINE = "constant_velocity"
 
 
 class Store:
@@ -119,6 +130,19 @@ class Store:
                 _warn_damaged(frag.path, err)
         return None
 
+    def write_baselines(self, sweep: str, rows: list[dict]) -> str | None:
+        """Append zero-parameter baseline rows (one fragment); readers keep the newest row
+        per (dataset, delta, split, baseline)."""
+        sweep = validate_sweep_name(sweep)
+        rows = [baseline_row(dict(r), sweep) for r in rows]
+        if not rows:
+            return None
+        first = location.next_seq(len(rows))
+        for i, r in enumerate(rows):
+            r[SEQ] = first + i
+        table = pa.Table.from_pylist(rows, schema=BASELINE_FILE_SCHEMA)
+        return write_fragment(self.filesystem, f"{self.root}/baselines/sweep={sweep}", table)
+
     # -- reading -------------------------------------------------------------------------
     def sweeps(self) -> list[str]:
         """Names of every sweep with rows or metadata in the store, sorted."""
@@ -161,7 +185,7 @@ class Store:
         return good
 
     def _dataset(self, frags, schema):
-        dictionary = schema.field("key").type == _DICT
+        dictionary = "key" in schema.names and schema.field("key").type == _DICT
         sweep_type = schema.field("sweep").type
         return ds.FileSystemDataset.from_paths(
             [f.path for f in frags],
@@ -219,6 +243,15 @@ class Store:
         t = t.sort_by([("sweep", "ascending"), ("key", "ascending")])
         t = fill_derived(t.drop_columns([SEQ]))  # old stores: typed columns from their JSON
         return _filtered(t.cast(TRIAL_SCHEMA), where)
+
+    def baselines(self, sweep: str | None = None, where=None) -> pa.Table:
+        """Zero-parameter baselines: one row per (sweep, dataset, delta, split, baseline)
+        with its loss, clustered standard error and window count (the newest written)."""
+        t = self._read("baselines", sweep, BASELINE_READ_SCHEMA)
+        group = ["sweep", *BASELINE_KEY]
+        t = t.take(dedup.last_per_group(t, group, [SEQ]))
+        t = t.sort_by([(c, "ascending") for c in group])
+        return _filtered(t.drop_columns([SEQ]).cast(BASELINE_SCHEMA), where)
 
     def done_keys(self, sweep: str) -> set[str]:
         """Keys whose latest trial row says "finished" (what a resumed sweep skips)."""
@@ -352,6 +385,7 @@ class Store:
                     joined = joined.append_column(f, pa.nulls(joined.num_rows, f.type))
         else:
             joined = trials.join(rows, keys=["sweep", "key"], join_type="left outer")
+        joined = _with_skill(joined, self.baselines(sweep))
         joined = joined.select(FINAL_SCHEMA.names).cast(FINAL_SCHEMA)
         joined = joined.sort_by([("sweep", "ascending"), ("key", "ascending")])
         return _filtered(joined, where)
@@ -363,7 +397,27 @@ class Store:
         return check_store(self)
 
 
-_FILE_SCHEMAS = {"trials": TRIAL_FILE_SCHEMA, "metrics": METRIC_FILE_SCHEMA}
+_FILE_SCHEMAS = {"trials": TRIAL_FILE_SCHEMA, "metrics": METRIC_FILE_SCHEMA,
+                 "baselines": BASELINE_FILE_SCHEMA}
+
+
+def _with_skill(final: pa.Table, baselines: pa.Table) -> pa.Table:
+    """Add `skill` = 1 − test_loss / reference test loss, matched on (sweep, dataset, delta)."""
+    if "skill" in final.column_names:
+        final = final.drop_columns(["skill"])
+    ref = baselines.filter((pc.field("split") == "test")
+                           & (pc.field("baseline") == SKILL_BASELINE))
+    ref = ref.select(["sweep", "dataset", "delta", "loss"]).rename_columns(
+        ["sweep", "dataset", "delta", "_ref"])
+    if final.num_rows == 0 or ref.num_rows == 0 or "dataset" not in final.column_names:
+        return final.append_column("skill", pa.nulls(final.num_rows, pa.float64()))
+    order = pa.array(range(final.num_rows), pa.int64())
+    joined = final.append_column("_row", order).join(
+        ref, keys=["sweep", "dataset", "delta"], join_type="left outer")
+    joined = joined.sort_by("_row")
+    ratio = pc.divide(joined.column("test_loss").cast(pa.float64()), joined.column("_ref"))
+    skill = pc.subtract(pa.scalar(1.0), ratio)
+    return joined.drop_columns(["_row", "_ref"]).append_column("skill", skill)
 
 
 def _compile_where(where, schema: pa.Schema):

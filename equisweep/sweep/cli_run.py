@@ -52,6 +52,7 @@ def print_summary(summary: dict) -> None:
               f"({summary.get('errors', 0)} failed, {summary['already_done']} already done, "
               f"{summary['skipped_budget']} skipped by the budget); "
               f"{summary['planned_flops']:.3g} FLOPs planned")
+        print_outcome(name, store, summary.get("baselines") or [])
     if summary.get("report"):
         print(f"report: {summary['report']}")
     print("next:")
@@ -59,3 +60,33 @@ def print_summary(summary: dict) -> None:
     print(f"  equisweep best {name}{opt}")
     print(f"  equisweep query {name}{opt} --final")
     print(f"  equisweep analyze {name}{opt}")
+
+
+def print_outcome(name: str, store_uri: str, baselines: list[dict]) -> None:
+    """The zero-parameter baselines' test losses, then the best trial of each variant (by
+    validation loss, `equisweep best --per variant`) with its test loss ± SE and skill."""
+    import pyarrow as pa
+
+    from equisweep.store import open_store
+    from equisweep.store.best import best_trials
+    from equisweep.store.cli_common import format_table
+
+    for row in baselines:
+        if row["split"] == "test":
+            print(f"baseline {row['baseline']}: test loss {row['loss']:.4g} ± "
+                  f"{row['loss_se']:.2g} ({row['windows']} windows)")
+    best = best_trials(open_store(store_uri).final(name), per="variant").to_pylist()
+    if not best:
+        return
+
+    def num(v, fmt):
+        return "" if v is None else format(v, fmt)
+
+    print("best per variant (by val_loss; skill = 1 − test loss / constant-velocity's):")
+    print(format_table(pa.table({
+        "VARIANT": [f"{r['family']}{'+aug' if r['augment'] else ''}" for r in best],
+        "KEY": [r["key"] for r in best],
+        "TEST_LOSS": [f"{num(r['test_loss'], '.4g')} ± {num(r['test_loss_se'], '.2g')}"
+                      for r in best],
+        "SKILL": [num(r["skill"], "+.3f") for r in best],
+    }), right={"TEST_LOSS", "SKILL"}))

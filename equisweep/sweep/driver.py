@@ -77,6 +77,7 @@ def _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose
     _build_dataset(spec, data_dir, progress)
     planned_trials = len(plan.slots) + plan.done
     planned_flops = plan.planned_flops + plan.spent_flops
+    summary["baselines"] = record_baselines(spec, store, data_dir)
     store.write_sweep_meta(spec.name, {
         "name": spec.name, "source": spec.source, "spec": spec.raw,
         "budget_flops": spec.budget_flops, "store": store_uri,
@@ -157,6 +158,25 @@ def _build_dataset(spec, data_dir, progress) -> None:
     from equisweep.task import ensure_dataset
 
     ensure_dataset(spec.task, cache_dir=data_dir, executor=RayExecutor(), progress=progress)
+
+
+def record_baselines(spec, store, data_dir) -> list[dict]:
+    """Measure the zero-parameter baselines on the sweep's fixed val/test windows and append
+    them to the store's `baselines` table unless it already holds these very numbers."""
+    from equisweep.task.baselines import baseline_rows
+    from equisweep.task.generate import dataset_path
+
+    rows = baseline_rows(dataset_path(spec.task, data_dir), spec.task.delta)
+    have = store.baselines(spec.name).to_pylist()
+    known = {_baseline_id(r) for r in have}
+    if any(_baseline_id(r) not in known for r in rows):
+        store.write_baselines(spec.name, rows)
+    return rows
+
+
+def _baseline_id(row: dict) -> tuple:
+    return (row["dataset"], row["delta"], row["split"], row["baseline"], row["windows"],
+            float(row["loss"]))
 
 
 def _trainable(spec):
@@ -259,6 +279,7 @@ def resume_sweep(name: str, *, store_uri: str, address: str | None = None,
         console.reroute()
         _note_ray_logs(console)
         _build_dataset(spec, data_dir, progress=True)
+        record_baselines(spec, store, data_dir)
         tuner = tune.Tuner.restore(path, trainable=_trainable(spec), resume_unfinished=True,
                                    resume_errored=True)
         beat = Heartbeat(store, name, extra=lambda: {

@@ -29,8 +29,7 @@ def reliability_sweep(name: str, *, steps: int = 60, samples: int = 2, **overrid
         grid={"steps": [steps], "train_trajectories": [8], "seed": [0]},
         search={"method": "random", "samples_per_cell": samples,
                 "params": {"lr": {"loguniform": [1.0e-3, 1.0e-2]}}},
-        training={"batch_size": 4, "eval_every": 10, "checkpoint_every": 20,
-                  "eval_batches": 1},
+        training={"batch_size": 4, "eval_every": 10, "checkpoint_every": 20},
     )
     d.update(overrides)
     return d

@@ -1,0 +1,186 @@
+"""Fixed evaluation windows and the loss estimate with its clustered standard error.
+
+Why fixed: a loss compared between two trials must be measured on the same samples, or the
+comparison carries the sampling noise of both (DESIGN §3). So the windows of a split depend
+only on the dataset and `delta` — never on a trial's seed — and every trial of a dataset sees
+exactly the same ones (paired comparisons).
+
+Which windows:
+
+- **test**: every window of every trajectory of the split (stride `TEST_STRIDE` = 1).
+  Striding would be cheaper, but the constant-velocity error sits on short contact events
+  that a stride skips: on the quickstart's test split at delta 1 the relative SE is 5% at
+  stride 1, 9% at stride 2, 12% at stride 4 (bench/BENCHMARKS.md, "Measurement (issue 9)").
+  The test set is evaluated once per trial, so all windows cost little.
+- **val** (every `eval_every` steps): every `VAL_STRIDE`-th window (2: val is evaluated
+  often) of the first k trajectories of the val split, k chosen once per dataset by
+  `val_trajectories_for` so that the relative standard error of the loss is about
+  `VAL_TARGET_RSE` (5%). The size is measured, not guessed: the per-window errors of the
+  constant-velocity baseline on the full val split give the relative SE of k trajectories
+  as rse_full·sqrt(K/k) (cluster SEs scale with the square root of the number of
+  clusters); the smallest k ≤ K reaching the target is used (all K if none does). Every
+  row also stores `val_loss_se`, so the target can be checked on the trained models too.
+
+The loss of a set of windows is token-weighted, as in training: per window i, l_i is the mean
+squared error per coordinate over its n_i vertex tokens, and the set's loss is
+L = Σ n_i l_i / Σ n_i. Its standard error is the cluster-robust (sandwich, CR1) standard
+error of this ratio estimator, with one cluster per trajectory g:
+
+    u_g = Σ_{i ∈ g} n_i (l_i − L),    SE(L)² = G/(G−1) · Σ_g u_g² / (Σ_i n_i)²
+
+Windows of one trajectory are correlated (the same bodies, the same contacts), so treating
+them as independent would understate the error by the square root of the design effect; the
+clustered form needs only the trajectories to be independent, which they are (disjoint
+seeds). tests/task/test_task_evaluation.py checks it recovers the true standard error of a
+clustered, heavy-tailed synthetic distribution.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+TEST_STRIDE = 1
+VAL_STRIDE = 2
+VAL_TARGET_RSE = 0.05
+EVAL_BATCH = 64  # windows per forward pass; trajectory-major, so little padding
+# Fewer clusters than this and the clustered SE itself is too noisy to trust.
+MIN_VAL_TRAJECTORIES = 8
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A loss over a window set: value, clustered standard error, windows and clusters."""
+
+    loss: float
+    se: float
+    windows: int
+    trajectories: int
+
+    @property
+    def rse(self) -> float:
+        return self.se / self.loss if self.loss > 0 else math.nan
+
+
+def clustered_mean(losses, weights, clusters) -> Estimate:
+    """Weighted mean of per-window `losses` with its cluster-robust (CR1) standard error.
+
+    `weights` (tokens per window) and `clusters` (trajectory ids) are aligned with `losses`.
+    With a single cluster the SE is undefined (NaN).
+    """
+    l = np.asarray(losses, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    c = np.asarray(clusters)
+    if not (l.shape == w.shape == c.shape) or l.ndim != 1:
+        raise ValueError("losses, weights and clusters must be 1-D arrays of one length")
+    if l.size == 0:
+        return Estimate(math.nan, math.nan, 0, 0)
+    total = w.sum()
+    mean = float((w * l).sum() / total)
+    _, inverse = np.unique(c, return_inverse=True)
+    u = np.bincount(inverse, weights=w * (l - mean))
+    g = u.size
+    se = math.sqrt(g / (g - 1) * float((u ** 2).sum())) / total if g > 1 else math.nan
+    return Estimate(mean, se, int(l.size), int(g))
+
+
+@dataclass(frozen=True)
+class WindowSet:
+    """Window (trajectory, start) pairs of one split, trajectory-major."""
+
+    split: str
+    trajectory: np.ndarray
+    start: np.ndarray
+    stride: int
+
+    def __len__(self) -> int:
+        return int(self.trajectory.size)
+
+    @property
+    def trajectories(self) -> int:
+        return int(np.unique(self.trajectory).size)
+
+    def batches(self, dataset, batch_size: int) -> Iterator[tuple[dict, np.ndarray]]:
+        """(collated batch, trajectory id of each of its windows), in set order."""
+        from equisweep.task.dataset import collate
+
+        for lo in range(0, len(self), batch_size):
+            traj = self.trajectory[lo:lo + batch_size]
+            start = self.start[lo:lo + batch_size]
+            yield collate([dataset.sample(int(i), int(s)) for i, s in zip(traj, start)]), traj
+
+
+def window_set(dataset, stride: int, trajectories: int | None = None) -> WindowSet:
+    """Every `stride`-th window start (from 0) of the first `trajectories` trajectories."""
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    n = len(dataset) if trajectories is None else min(int(trajectories), len(dataset))
+    starts = np.arange(0, dataset.windows, stride, dtype=np.int64)
+    traj = np.repeat(np.arange(n, dtype=np.int64), starts.size)
+    return WindowSet(dataset.split, traj, np.tile(starts, n), int(stride))
+
+
+def per_window_losses(predict: Callable[[dict], object], windows: WindowSet, dataset,
+                      batch_size: int = EVAL_BATCH, device=None,
+                      on_batch: Callable[[dict], None] | None = None):
+    """(losses, tokens, trajectory ids) of `predict` (a model or a baseline) on `windows`.
+
+    `predict(batch)` returns (B, V, 3) positions; `on_batch(batch)` sees each batch before it
+    is predicted (for FLOP accounting).
+    """
+    import torch
+
+    losses, tokens, traj_ids = [], [], []
+    with torch.no_grad():
+        for batch, traj in windows.batches(dataset, batch_size):
+            if device is not None:
+                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            if on_batch is not None:
+                on_batch(batch)
+            pred = predict(batch)
+            mask = batch["mask"].unsqueeze(-1).to(torch.float32)
+            err = ((pred.float() - batch["y"].float()) ** 2 * mask).sum(dim=(1, 2))
+            n = batch["mask"].sum(dim=1).to(torch.float64)
+            losses.append((err.double() / (3 * n).clamp_min(1)).cpu().numpy())
+            tokens.append(n.cpu().numpy())
+            traj_ids.append(traj)
+    if not losses:
+        return np.zeros(0), np.zeros(0), np.zeros(0, np.int64)
+    return np.concatenate(losses), np.concatenate(tokens), np.concatenate(traj_ids)
+
+
+def evaluate(predict, windows: WindowSet, dataset, batch_size: int = EVAL_BATCH, device=None,
+             on_batch=None) -> Estimate:
+    """Token-weighted loss of `predict` on `windows` with its clustered standard error."""
+    losses, tokens, traj = per_window_losses(predict, windows, dataset, batch_size, device,
+                                             on_batch)
+    return clustered_mean(losses, tokens, traj)
+
+
+def val_trajectories_for(estimate: Estimate, target_rse: float = VAL_TARGET_RSE) -> int:
+    """Smallest number of val trajectories whose clustered relative SE is ≤ `target_rse`,
+    from the estimate on all of them (rse scales as 1/sqrt(trajectories)); at least
+    `MIN_VAL_TRAJECTORIES`, at most all."""
+    k_all = estimate.trajectories
+    if k_all == 0 or not math.isfinite(estimate.rse):
+        return k_all
+    need = math.ceil(k_all * (estimate.rse / target_rse) ** 2)
+    return int(min(k_all, max(MIN_VAL_TRAJECTORIES, need)))
+
+
+def eval_windows(dataset) -> WindowSet:
+    """The fixed window set of a val or test split (see the module docstring)."""
+    if dataset.split == "test":
+        return window_set(dataset, TEST_STRIDE)
+    if dataset.split != "val":
+        raise ValueError(f"evaluation windows are for val and test, not {dataset.split!r}")
+    from equisweep.task.baselines import constant_velocity
+
+    full = window_set(dataset, VAL_STRIDE)
+    if len(full) == 0:
+        return full
+    probe = evaluate(lambda b: constant_velocity(b, dataset.delta), full, dataset)
+    return window_set(dataset, VAL_STRIDE, val_trajectories_for(probe))
