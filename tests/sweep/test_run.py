@@ -48,10 +48,22 @@ def test_tiny_sweep_end_to_end_then_resubmit(ray_session, write_sweep, tmp_path)
     gatr_err = [m["equivariance_error"] for m in metrics if _family(trials, m) == "gatr"]
     tf_err = [m["equivariance_error"] for m in metrics if _family(trials, m) == "transformer"]
     assert max(gatr_err) < 1e-3 < min(tf_err)
+    # The driver measured the zero-parameter baselines on the same windows; final() reads
+    # each trial's skill against constant velocity from them.
+    base = store.baselines(sweep="tiny").to_pylist()
+    assert {(b["split"], b["baseline"]) for b in base} == {
+        (s, n) for s in ("val", "test") for n in ("copy_last", "constant_velocity", "ballistic")}
+    cv = next(b for b in base if (b["split"], b["baseline"]) == ("test", "constant_velocity"))
+    for f in final:
+        assert f["test_windows"] == cv["windows"] and f["test_loss_se"] > 0
+        assert f["skill"] == pytest.approx(1 - f["test_loss"] / cv["loss"])
+        assert f["dataset"] == cv["dataset"] and f["eval_flops"] > 0
 
     again = run_sweep(spec, store_uri=spec.store, progress=False)
     assert again["to_run"] == 0 and again["already_done"] == 4
     assert len(_raw_metric_rows(tmp_path / "store")) == len(raw)
+    assert store.baselines(sweep="tiny").num_rows == len(base)  # not written twice
+    assert len(list((tmp_path / "store" / "baselines" / "sweep=tiny").glob("*.parquet"))) == 1
 
 
 def _family(trials, metric_row):
