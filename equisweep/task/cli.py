@@ -11,6 +11,24 @@ import os
 import re
 from collections.abc import Callable
 
+from equisweep.task.config import SHAPE_KINDS, TaskConfig
+
+# The integer TaskConfig fields this command sets: field -> (metavar, what it is).
+_INT_FLAGS = {
+    "trajectories": ("N", "train pool size"),
+    "val_trajectories": ("N", "validation trajectories"),
+    "test_trajectories": ("N", "test trajectories"),
+    "vertices": ("K", "vertices of a random hull (and of a prism)"),
+    "frames": ("F", "frames per trajectory"),
+    "seed": ("S", "seed of the scene generator"),
+    "shard_size": ("N", "trajectories per shard"),
+}
+_FIELDS = (*_INT_FLAGS, "bodies", "shapes")
+
+
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION")
@@ -20,26 +38,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         description="Simulate scenes with MuJoCo into DIR/<config hash>/ (shards + "
                     "manifest.json). Rerunning finishes an interrupted generation and "
                     "repairs damaged shards; a finished dataset is left as it is.")
-    gen.add_argument("--trajectories", type=int, default=512, metavar="N",
-                     help="train pool size (default 512)")
-    gen.add_argument("--val-trajectories", type=int, default=64, metavar="N",
-                     help="validation trajectories (default 64)")
-    gen.add_argument("--test-trajectories", type=int, default=64, metavar="N",
-                     help="test trajectories (default 64)")
+    defaults = TaskConfig()  # the flags' defaults are the task's own
+    for name, (metavar, what) in _INT_FLAGS.items():
+        default = getattr(defaults, name)
+        gen.add_argument(_flag(name), type=int, default=default, metavar=metavar,
+                         help=f"{what} (default {default})")
+    gen.add_argument("--bodies", type=int, nargs=2, default=list(defaults.bodies),
+                     metavar=("MIN", "MAX"),
+                     help="bodies per scene (default {} {})".format(*defaults.bodies))
+    gen.add_argument("--shapes", nargs="+", default=None, metavar="KIND",
+                     help=f"shape kinds (default: {' '.join(defaults.shapes)})")
     gen.add_argument("--out", metavar="DIR", default=None,
                      help="cache folder (default $EQUISWEEP_DATA or ~/.cache/equisweep/data)")
-    gen.add_argument("--bodies", type=int, nargs=2, default=[3, 10], metavar=("MIN", "MAX"),
-                     help="bodies per scene (default 3 10)")
-    gen.add_argument("--vertices", type=int, default=12, metavar="K",
-                     help="vertices of a random hull (and of a prism); default 12")
-    gen.add_argument("--shapes", nargs="+", default=None, metavar="KIND",
-                     help="shape kinds (default: hull box tetrahedron icosahedron prism)")
-    gen.add_argument("--frames", type=int, default=96, metavar="F",
-                     help="frames per trajectory (default 96)")
-    gen.add_argument("--seed", type=int, default=0, metavar="S",
-                     help="seed of the scene generator (default 0)")
-    gen.add_argument("--shard-size", type=int, default=64, metavar="N",
-                     help="trajectories per shard (default 64)")
     gen.add_argument("--workers", type=int, default=None, metavar="W",
                      help="local worker processes (default: all CPUs)")
     gen.add_argument("--address", default=None, metavar="A",
@@ -65,13 +75,10 @@ def run(args: argparse.Namespace, executor_for: Callable[[str], object] | None =
 
 def _generate(args, executor_for) -> int:
     from equisweep.errors import UserError
-    from equisweep.task.config import SHAPE_KINDS, TaskConfig
     from equisweep.task.generate import ensure_dataset, is_complete, load_manifest
 
-    fields = dict(trajectories=args.trajectories, val_trajectories=args.val_trajectories,
-                  test_trajectories=args.test_trajectories, bodies=tuple(args.bodies),
-                  vertices=args.vertices, shapes=tuple(args.shapes or SHAPE_KINDS),
-                  frames=args.frames, seed=args.seed, shard_size=args.shard_size)
+    fields = {name: getattr(args, name) for name in _INT_FLAGS}
+    fields.update(bodies=tuple(args.bodies), shapes=tuple(args.shapes or SHAPE_KINDS))
     try:
         cfg = TaskConfig.from_dict(fields)
     except UserError as exc:
@@ -152,8 +159,5 @@ def _describe(path, manifest: dict, verified: bool = True) -> str:
 
 def _flag_names(message: str) -> str:
     """`task.val_trajectories` -> `--val-trajectories` for the fields this command sets."""
-    flags = {"trajectories", "val_trajectories", "test_trajectories", "bodies", "vertices",
-             "shapes", "frames", "seed", "shard_size"}
     return re.sub(r"task\.(\w+)",
-                  lambda m: "--" + m.group(1).replace("_", "-") if m.group(1) in flags
-                  else m.group(0), message)
+                  lambda m: _flag(m.group(1)) if m.group(1) in _FIELDS else m.group(0), message)
