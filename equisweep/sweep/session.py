@@ -9,6 +9,8 @@ from pathlib import Path
 from equisweep.errors import UserError
 
 logger = logging.getLogger(__name__)
+# The embedded Ray's watchdog (equisweep.sweep.watchdog): held for the driver's lifetime.
+_watchdog = None
 
 
 def use_token_if_available() -> None:
@@ -53,13 +55,23 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, quiet: b
         configure_logging=not quiet,
     )
     if address in (None, "local"):
-        ray.init(
-            address="local",
-            num_cpus=num_cpus,
-            include_dashboard=True,
-            dashboard_host="127.0.0.1",
-            **kwargs,
-        )
+        from equisweep.sweep import watchdog
+
+        global _watchdog
+        # Before Ray starts, so there is no moment at which Ray runs unwatched.
+        handle, owner = watchdog.start()
+        _watchdog = handle
+        os.environ[watchdog.MARKER] = owner  # inherited by every process Ray starts
+        try:
+            ray.init(
+                address="local",
+                num_cpus=num_cpus,
+                include_dashboard=True,
+                dashboard_host="127.0.0.1",
+                **kwargs,
+            )
+        finally:
+            os.environ.pop(watchdog.MARKER, None)  # not for the driver's other children
     else:
         try:
             ray.init(address=address, **kwargs)
