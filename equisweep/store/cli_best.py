@@ -7,12 +7,10 @@ the scaling-law fits use (see store/best.py), like `ResultGrid.get_best_result` 
 
 from __future__ import annotations
 
-import sys
-
 from equisweep.store.cli_common import add_store_argument, check_sweep, open_for_reading
 
 TABLE_COLUMNS = ("sweep", "key", "family", "augment", "size", "n_params", "steps",
-                 "train_trajectories", "seed", "hparams", "val_loss", "test_loss",
+                 "train_trajectories", "seed", "*hp", "val_loss", "test_loss",
                  "test_loss_se", "skill")
 
 
@@ -35,24 +33,12 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from equisweep.errors import UserError
     from equisweep.store.best import best_trials
-    from equisweep.store.cli_query import _render, _select, _write_output
+    from equisweep.store.cli_query import emit
 
     if args.format == "parquet" and not args.output:
         raise UserError("--format parquet needs --output FILE")
     store = open_for_reading(args)
     check_sweep(store, args.name)
     table = best_trials(store.final(args.name), per=args.per)
-    default = None
-    if args.format == "table" and not args.output:
-        hp = tuple(c for c in table.column_names if c.startswith("hp_"))
-        default = TABLE_COLUMNS[:9] + hp + TABLE_COLUMNS[9 + bool(hp):]
-    table = _select(table, args.columns, default)
-    data = _render(table, args.format)
-    if args.output:
-        _write_output(data, args.output)
-        print(f"wrote {table.num_rows} rows to {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(data.decode("utf-8"))
-        if table.num_rows == 0:
-            print(f"(no finished trial in sweep {args.name!r} yet)", file=sys.stderr)
-    return 0
+    return emit(table, args, TABLE_COLUMNS, store,
+                f"(no finished trial in sweep {args.name!r} yet)")

@@ -56,7 +56,7 @@ def _select(table, columns_arg: str | None, default: tuple[str, ...] | None = No
     if not columns_arg:
         if default is None:
             return table
-        return table.select([c for c in _expand(default, table) if c in table.column_names])
+        return table.select([c for c in default if c in table.column_names])
     wanted = [c.strip() for c in columns_arg.split(",") if c.strip()]
     if not wanted:
         raise UserError(f"--columns {columns_arg!r} names no column")
@@ -67,19 +67,55 @@ def _select(table, columns_arg: str | None, default: tuple[str, ...] | None = No
     return table.select(wanted)
 
 
-def _expand(columns: tuple[str, ...], table) -> list[str]:
-    """`*hp` stands for the `hp_<name>` columns that vary within the table: the searched
-    hyperparameters (a fixed one is the same in every row and would only take room)."""
+def searched_hparams(store, name: str | None) -> set[str] | None:
+    """The hyperparameters the sweep (every sweep, without a name) searches, from the spec
+    the driver stored; None when no sweep has one (rows written by other tools)."""
+    names = [name] if name is not None else store.sweeps()
+    metas = [m for m in (store.read_sweep_meta(n) for n in names) if m]
+    if not metas:
+        return None
+    out = set()
+    for meta in metas:
+        params = ((meta.get("spec") or {}).get("search") or {}).get("params") or {}
+        out |= {k for k, v in params.items() if isinstance(v, dict)}  # a number is fixed
+    return out
+
+
+def _expand(columns: tuple[str, ...], table, searched: set[str] | None) -> list[str]:
+    """`*hp` stands for the searched hyperparameters' `hp_<name>` columns (a fixed one is the
+    same in every row and would only take room); without a stored spec, those that vary."""
     from equisweep.store.schema import HP_COLUMNS
 
     out = []
     for c in columns:
         if c != "*hp":
             out.append(c)
-            continue
-        out += [h for h in HP_COLUMNS if h in table.column_names
-                and len(set(table.column(h).to_pylist())) > 1]
+        elif searched is not None:
+            out += [col for col, hp in HP_COLUMNS.items() if hp in searched]
+        else:
+            out += [col for col in HP_COLUMNS if col in table.column_names
+                    and len(set(table.column(col).to_pylist())) > 1]
     return out
+
+
+def emit(table, args, columns: tuple[str, ...], store, empty_note: str = "(no rows)") -> int:
+    """Show or write a table as `--columns`/`--limit`/`--format`/`--output` ask (the table
+    format shows `columns` unless --columns says otherwise)."""
+    default = None
+    if args.format == "table" and not args.output:
+        default = _expand(columns, table, searched_hparams(store, args.name))
+    table = _select(table, args.columns, default)
+    if getattr(args, "limit", None) is not None:
+        table = table.slice(0, args.limit)
+    data = _render(table, args.format)
+    if args.output:
+        _write_output(data, args.output)
+        print(f"wrote {table.num_rows} rows to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(data.decode("utf-8"))
+        if table.num_rows == 0:
+            print(empty_note, file=sys.stderr)
+    return 0
 
 
 def _render(table, fmt: str) -> bytes:
@@ -183,16 +219,4 @@ def run(args) -> int:
         table, view = curves(store, args.name, args.where), "curves"
     else:
         table, view = store.metrics(args.name, where=args.where), "metrics"
-    default = TABLE_COLUMNS[view] if args.format == "table" and not args.output else None
-    table = _select(table, args.columns, default)
-    if args.limit is not None:
-        table = table.slice(0, args.limit)
-    data = _render(table, args.format)
-    if args.output:
-        _write_output(data, args.output)
-        print(f"wrote {table.num_rows} rows to {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(data.decode("utf-8"))
-        if table.num_rows == 0:
-            print("(no rows)", file=sys.stderr)
-    return 0
+    return emit(table, args, TABLE_COLUMNS[view], store)

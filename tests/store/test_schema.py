@@ -55,7 +55,7 @@ def lr_store(store):
         for i, lr in enumerate((1e-4, 3e-3, 1e-2)):
             w.add_trial(trial(f"t{i}", status="finished", hparams={"lr": lr, "warmup": 0.05},
                               equivariant=i < 2))
-            w.add_metrics([metric(f"t{i}", 1)])
+            w.add_metrics([metric(f"t{i}", 1, val_loss=0.5 + i)])
     return store
 
 
@@ -79,6 +79,17 @@ def test_query_table_shows_searched_hparams_and_json_is_nested(lr_store, run_cli
     rows = json.loads(out)
     assert rows[0]["hparams"] == {"lr": 1e-4, "warmup": 0.05}
     assert rows[0]["size"] == {"depth": 2, "width": 8} and rows[0]["hp_lr"] == 1e-4
+
+
+def test_table_shows_the_hparams_the_stored_spec_searches(lr_store, run_cli):
+    lr_store.write_sweep_meta("lr", {"name": "lr", "spec": {"search": {"params": {
+        "weight_decay": {"choice": [0.0, 0.1]}, "warmup": 0.05}}}})
+    for argv in (["query", "lr", "--final", "--where", "hp_lr > 1e-3"], ["best", "lr"]):
+        rc, out, err = run_cli(*argv, "--store", lr_store.uri)
+        header = out.splitlines()[0].split()
+        assert rc == 0, err
+        # searched (even where every row has the same value) yes; fixed or default no
+        assert "hp_weight_decay" in header and "hp_lr" not in header, argv
 
 
 def test_store_written_before_the_typed_columns_still_reads(store, tmp_path):
