@@ -61,6 +61,7 @@ from equisweep.models.scene import Scene
 
 N_NODE = 10  # invariant node features
 N_EDGE = 5  # invariant edge features: d^2 now, d0^2, |v_i - v_j|^2, vertical offset, body
+_CHUNK_BYTES = 8 << 20  # edge tensors per chunk of scenes (see EGNNLayer.forward)
 
 
 @dataclass(frozen=True)
@@ -111,21 +112,34 @@ class EGNNLayer(nn.Module):
             nn.init.normal_(lin.weight, std=small / math.sqrt(d.depth))
             nn.init.zeros_(lin.bias)
 
+    def edges(self, a, b, x, static, pairs):
+        """The edge part of the layer for some scenes: per node, the sum of its messages
+        (B, V, w) and of its weighted relative vectors (B, V, 3)."""
+        rel = _pairwise(x)
+        d2 = (rel * rel).sum(-1, keepdim=True)
+        pre = self.edge(torch.cat([d2, static], -1))
+        pre = pre + a[:, :, None, :] + b[:, None, :, :]
+        m = torch.where(pairs[..., None], F.silu(self.msg(F.silu(pre))), 0.0)
+        weight = torch.where(pairs, self.coord(m).squeeze(-1), 0.0) * torch.rsqrt(
+            1.0 + d2.squeeze(-1))
+        return m.sum(2), (weight[..., None] * rel).sum(2)
+
     def forward(self, h, x, static, sc: Scene, pairs, count):
         """h (B, V, w) node features, x (B, V, 3) positions; static (B, V, V, 4); pairs
         (B, V, V) bool edges; count (B, V, 1) real neighbours (at least 1)."""
-        rel = _pairwise(x)
-        d2 = (rel * rel).sum(-1, keepdim=True)
         hn = F.layer_norm(h, h.shape[-1:])
         a, b = self.pair(hn).chunk(2, -1)
-        pre = a[:, :, None, :] + b[:, None, :, :] + self.edge(torch.cat([d2, static], -1))
-        m = torch.where(pairs[..., None], F.silu(self.msg(F.silu(pre))), 0.0)
-        h = h + self.node_out(F.silu(self.node_in(torch.cat([hn, m.sum(2) / count], -1))))
-        weight = torch.where(pairs, self.coord(m).squeeze(-1), 0.0) * torch.rsqrt(
-            1.0 + d2.squeeze(-1))
+        # The (B, V, V, w) edge tensors, a few scenes at a time: on CPU an allocation over
+        # glibc's mmap threshold (32 MiB) is page-faulted in afresh on every step (that
+        # cost as much as the arithmetic); below it the heap reuses its memory.
+        V, w = h.shape[1], h.shape[2]
+        step = max(1, _CHUNK_BYTES // (V * V * w * h.element_size()))
+        parts = [self.edges(a[i:i + step], b[i:i + step], x[i:i + step], static[i:i + step],
+                            pairs[i:i + step]) for i in range(0, h.shape[0], step)]
+        msg, rel = (torch.cat(p) if len(parts) > 1 else p[0] for p in zip(*parts))
+        h = h + self.node_out(F.silu(self.node_in(torch.cat([hn, msg / count], -1))))
         s = self.vec(h)
-        dx = (weight[..., None] * rel).sum(2) / count
-        dx = dx + s[..., :1] * (sc.x1 - sc.x0) + s[..., 1:] * sc.up
+        dx = rel / count + s[..., :1] * (sc.x1 - sc.x0) + s[..., 1:] * sc.up
         return h, x + dx
 
 
