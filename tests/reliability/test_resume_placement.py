@@ -40,13 +40,14 @@ def _snapshot(root: Path) -> dict:
 
 def _wait_for_gated_trials(driver: Driver, store: Path, fired: Path, n: int,
                            timeout: float = 400) -> None:
-    """Until `n` trials wait at the gate with their step-20 rows stored."""
+    """Until `n` trials wait at the gate with their step-20 rows and Tune's state stored."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         assert driver.proc.poll() is None, f"driver ended early:\n{driver.tail()}"
         gated = {p.name for p in fired.iterdir()} if fired.is_dir() else set()
         stored = {r["key"] for r in raw_rows(store) if r["step"] >= 20}
-        if len(gated) >= n and gated <= stored:
+        state = list((store / "_tune" / NAME).glob("experiment_state*"))
+        if len(gated) >= n and gated <= stored and state:  # Tune's state is there to resume
             return
         time.sleep(0.2)
     raise AssertionError(f"no {n} gated trials within {timeout} s:\n{driver.tail()}")
