@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
@@ -279,10 +280,10 @@ class Store:
         """Per sweep: training FLOPs really used, shared WSD trunk steps counted once.
 
         Sum over its trials of the largest cumulative `flops` any row reached, less, for each
-        WSD branch (a trial row with `fork_step`), the trunk's FLOPs up to the fork that its
-        curve repeats: spent once, by the trunk. Those are read off the branch's last row at
-        or before the fork, scaled to the fork step at that row's FLOPs per step (exact up to
-        the few steps' variation in scene size between that row and the fork).
+        WSD branch (a trial row with `fork_step`), the cumulative FLOPs at its fork that its
+        curve shares with its trunk (spent once, by the trunk). That value is interpolated
+        linearly between the branch's rows either side of the fork step (from 0 at step 0):
+        exact up to how much scene sizes, hence FLOPs per step, vary between those rows.
         """
         out = {}
         for name in [sweep] if sweep is not None else self.sweeps():
@@ -297,20 +298,13 @@ class Store:
                 "key").aggregate([("flops", "max")])
             reached = dict(zip(per_trial.column("key").to_pylist(),
                                per_trial.column("flops_max").to_pylist()))
-            trials = self.trials(name)
-            forked = trials.filter(pc.is_valid(pc.field("fork_step")))
+            forked = self.trials(name).filter(pc.is_valid(pc.field("fork_step")))
             fork_at = dict(zip(forked.column("key").to_pylist(),
                                forked.column("fork_step").to_pylist()))
-            before: dict[str, tuple[int, float]] = {}  # branch key -> last (step, flops) <= fork
-            for k, st, fl in zip(keys.to_pylist(), raw.column("step").to_pylist(),
-                                 raw.column("flops").to_pylist()):
-                f = fork_at.get(k)
-                if f is not None and fl is not None and 0 < st <= f and st >= before.get(
-                        k, (0, 0.0))[0]:
-                    before[k] = (st, fl)
-            for k, (st, fl) in before.items():
-                if reached.get(k) is not None:
-                    reached[k] = max(0.0, reached[k] - fl * fork_at[k] / st)
+            if fork_at:
+                for k, shared in _flops_at_forks(keys, raw, fork_at).items():
+                    if reached.get(k) is not None:
+                        reached[k] = max(0.0, reached[k] - shared)
             out[name] = float(sum(v for v in reached.values() if v is not None))
         return out
 
@@ -418,6 +412,30 @@ def _with_skill(final: pa.Table, baselines: pa.Table) -> pa.Table:
     ratio = pc.divide(joined.column("test_loss").cast(pa.float64()), joined.column("_ref"))
     skill = pc.subtract(pa.scalar(1.0), ratio)
     return joined.drop_columns(["_row", "_ref"]).append_column("skill", skill)
+
+
+def _flops_at_forks(keys, raw: pa.Table, fork_at: dict) -> dict[str, float]:
+    """Branch key -> its cumulative FLOPs at its fork step, from the rows either side."""
+    below: dict[str, tuple[int, float]] = {}  # last (step, flops) at or before the fork
+    above: dict[str, tuple[int, float]] = {}  # first (step, flops) after it
+    for k, st, fl in zip(keys.to_pylist(), raw.column("step").to_pylist(),
+                         raw.column("flops").to_pylist()):
+        f = fork_at.get(k)
+        if f is None or fl is None:
+            continue
+        if st <= f and st >= below.get(k, (0, 0.0))[0]:
+            below[k] = (st, fl)
+        elif st > f and st < above.get(k, (math.inf, 0.0))[0]:
+            above[k] = (st, fl)
+    out = {}
+    for k, f in fork_at.items():
+        s1, f1 = below.get(k, (0, 0.0))
+        if k in above:
+            s2, f2 = above[k]
+            out[k] = f1 + (f2 - f1) * (f - s1) / (s2 - s1)
+        elif k in below:
+            out[k] = f1  # nothing past the fork yet: all it has is shared
+    return out
 
 
 def _compile_where(where, schema: pa.Schema):
