@@ -44,7 +44,7 @@ STEPS = [50, 200, 350, 500]
 def sweep_dict(schedule: str, steps=tuple(STEPS)) -> dict:
     every = min(50, min(steps))
     training = {"batch_size": 8, "schedule": schedule, "warmup": 0.05, "eval_every": every,
-                "checkpoint_every": every, "eval_batches": 2}
+                "checkpoint_every": every}
     return {
         "name": f"bench-{schedule}",
         "task": {"name": "rigid_body", "trajectories": 128, "bodies": [3, 5], "vertices": 8,

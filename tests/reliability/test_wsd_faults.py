@@ -34,7 +34,7 @@ def wsd_dict(name: str, steps=(40, 80)) -> dict:
     d = tiny_sweep_dict(
         name, grid={"steps": list(steps), "train_trajectories": [8], "seed": [0]},
         search={"method": "grid", "params": {"lr": 3e-3}},
-        training={"batch_size": 4, "eval_every": 5, "checkpoint_every": 10, "eval_batches": 1,
+        training={**tiny_sweep_dict()["training"], "eval_every": 5, "checkpoint_every": 10,
                   "schedule": "wsd", "cooldown": 0.25})
     d["families"] = {"transformer": {"sizes": [{"width": 8, "depth": 1}]}}
     return d

@@ -24,7 +24,7 @@ def wsd_sweep(name: str, store, *, search=None, families=None, steps=STEPS, **tr
     d = tiny_sweep_dict(
         name, grid={"steps": steps, "train_trajectories": [8], "seed": [0]},
         search=search or {"method": "grid", "params": {"lr": 3e-3}},
-        training={"batch_size": 4, "eval_every": 5, "checkpoint_every": 10, "eval_batches": 1,
+        training={**tiny_sweep_dict()["training"], "eval_every": 5, "checkpoint_every": 10,
                   "schedule": "wsd", "cooldown": 0.25, "decay": "sqrt", **training})
     d["families"] = families or {"transformer": {"sizes": [{"width": 8, "depth": 1}]}}
     d["store"] = str(store)
