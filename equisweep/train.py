@@ -323,7 +323,7 @@ def iter_trial(
             model.train()
         row["eval_flops"] = eval_flops
         if keep_rows:
-            history.append(dict(row))
+            history.append(_plain(row))
         if done in forks:
             # Before the row: a trunk that dies once this step's checkpoint is reported must
             # already have published the fork, as its retry resumes past this step.
@@ -345,6 +345,12 @@ def iter_trial(
         yield Emit(row=row, checkpoint_dir=ckpt_path, final=final)
     if bar is not None:
         bar.close()
+
+
+def _plain(row: dict) -> dict:
+    """A row as plain Python values: checkpoints load with weights_only, which refuses numpy
+    scalars."""
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
 
 
 def _fork_emit(checkpoint_dir, done: int, state: dict, history: list) -> Emit:
