@@ -34,6 +34,7 @@ class SweepTally:
         self.failed = 0
         self.diverged = 0
         self.flops: dict[str, float] = {}
+        self._shared: dict[str, float] = {}  # WSD branches: FLOPs of the trunk rows they repeat
         self._last: dict[str, dict] = {}
         self.best: dict[str, tuple[str, float]] = {}  # variant -> ("loss"|"skill", value)
 
@@ -49,6 +50,13 @@ class SweepTally:
         self._last[trial.trial_id] = result
         f = _finite(result.get("flops"))
         if f is not None:
+            fork = (trial.config.get("wsd") or {}).get("fork_step")
+            shared = self.__dict__.setdefault("_shared", {})  # absent in older pickles
+            if fork is not None and int(result.get("step") or 0) <= fork:
+                # A WSD branch first re-reports its trunk's rows: spent by the trunk, once.
+                shared[trial.trial_id] = max(f, shared.get(trial.trial_id, 0.0))
+                return
+            f -= shared.get(trial.trial_id, 0.0)
             self.flops[trial.trial_id] = max(f, self.flops.get(trial.trial_id, 0.0))
 
     def end(self, trial, failed: bool) -> None:
