@@ -127,3 +127,36 @@ def test_evaluation_on_fixed_windows_with_standard_errors_and_its_own_flops(tria
     again = train.run_trial(other)[-1]
     assert (again["test_windows"], again["val_windows"]) == (final["test_windows"],
                                                              final["val_windows"])
+
+
+def test_wsd_branch_from_a_trunk_fork_is_its_standalone_run(tmp_path):
+    from tests.sweep.conftest import tiny_sweep_dict
+
+    d = tiny_sweep_dict(grid={"steps": [20, 40], "train_trajectories": [8], "seed": [0]},
+                        search={"method": "grid", "params": {"lr": 3e-3}},
+                        training={**tiny_sweep_dict()["training"], "eval_every": 5,
+                                  "checkpoint_every": 10, "schedule": "wsd", "cooldown": 0.3})
+    d["families"] = {"transformer": {"sizes": [{"width": 8, "depth": 1}]}}
+    spec = parse_spec(d)
+    short, long = sorted(spec.trials(), key=lambda t: t.steps)
+    fork = 14  # 20 - round(0.3 * 20): not a row step, so the fork writes no row
+    trunk = list(train.iter_trial(long.to_dict(), checkpoint_dir=tmp_path / "t",
+                                  fork_steps=[fork]))
+    forks = [e for e in trunk if e.fork_step is not None]
+    assert [e.fork_step for e in forks] == [fork] and forks[0].row is None
+    # Writing forks leaves the trunk's own curve that of its standalone run.
+    trunk_rows = [e.row for e in trunk if e.row is not None]
+    plain = train.run_trial(long.to_dict(), checkpoint_dir=tmp_path / "u")
+    assert [r["step"] for r in trunk_rows] == [r["step"] for r in plain]
+    for a, b in zip(trunk_rows, plain):
+        assert (a["train_loss"], a["val_loss"], a["lr"]) == (b["train_loss"], b["val_loss"],
+                                                             b["lr"])
+    # The fork carries the trunk's rows up to it; the branch continues from its state.
+    assert [r["step"] for r in forks[0].fork_rows] == [5, 10]
+    branch = train.run_trial(short.to_dict(), restore_from=forks[0].checkpoint_dir)
+    alone = train.run_trial(short.to_dict(), checkpoint_dir=tmp_path / "s")
+    got = forks[0].fork_rows + branch
+    assert [r["step"] for r in got] == [r["step"] for r in alone] == [5, 10, 15, 20]
+    for a, b in zip(got, alone):
+        for col in ("train_loss", "val_loss", "test_loss", "flops", "samples", "lr"):
+            assert a[col] == b[col], (a["step"], col)
