@@ -17,10 +17,10 @@ from tests.sweep.conftest import tiny_sweep_dict
 
 def _spec(family: str, **entry):
     families = {family: {"sizes": [dict(FAMILIES[family].ladder[0])], **entry}}
+    tiny = tiny_sweep_dict()
     return parse_spec(tiny_sweep_dict(
-        families=families, training={"batch_size": 4, "eval_every": 5,
-                                     "checkpoint_every": 10, "eval_batches": 1},
-        grid={"steps": [10], "train_trajectories": [8], "seed": [0]}))
+        families=families, training={**tiny["training"], "eval_every": 5},
+        grid={**tiny["grid"], "steps": [10]}))
 
 
 @pytest.mark.parametrize("family", ALL)
