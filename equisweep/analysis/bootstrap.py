@@ -128,4 +128,8 @@ def summarize(samples: np.ndarray, level: float = CI_LEVEL) -> dict:
         return {"se": None, "ci": None, "n": int(s.size)}
     q = (1 - level) / 2
     lo, hi = np.quantile(s, [q, 1 - q])
-    return {"se": float(np.std(s, ddof=1)), "ci": [float(lo), float(hi)], "n": int(s.size)}
+    # scaled, so that replicates of an undetermined prefactor (A ~ 1e200) do not overflow
+    # when squared; the s.e. of such a fit is huge and says so
+    scale = float(np.max(np.abs(s))) or 1.0
+    se = float(np.std(s / scale, ddof=1)) * scale
+    return {"se": se, "ci": [float(lo), float(hi)], "n": int(s.size)}

@@ -11,9 +11,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         "Writes fits.json (every coefficient with its standard error, 95% bootstrap interval "
         "and the data it came from) and report.html (self-contained, works offline), plus "
-        "PNG copies of the figures when kaleido and Chromium are installed. Fits the data "
-        "cannot determine are reported as 'not enough data: need ...' and the plots still "
-        "render."
+        "PNG copies of the figures when kaleido and Chromium are installed. Every fit has a "
+        "status (ok, weak, undetermined) with its reasons; nothing is derived from an "
+        "undetermined fit, and the report says 'not determined: why' instead."
     )
     parser.add_argument("name", metavar="NAME", help="sweep name in the results store")
     from equisweep.store.naming import add_store_argument
@@ -27,6 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.add_argument("--workers", type=int, default=None,
                         help="bootstrap processes (default: all cores for large jobs)")
+    parser.add_argument("--points", choices=("tuned", "all"), default="tuned",
+                        help="tuned (default): one point per grid cell, the trial with the "
+                             "lowest validation loss; all: pool every search sample")
+    parser.add_argument("--compute", choices=("flops", "wall"), default="flops",
+                        help="compute axis of the fits: training FLOPs (default) or measured "
+                             "training wall-clock seconds")
     parser.add_argument("--no-png", action="store_true", help="skip PNG copies of figures")
     parser.add_argument("--watch", action="store_true",
                         help="rewrite the report while the sweep runs, and a final time when "
@@ -57,7 +63,8 @@ def run(args) -> int:
 
     def once(progress=True):
         return analyze_store(store_uri, args.name, out, n_boot=args.bootstrap, seed=args.seed,
-                             workers=args.workers, png=not args.no_png, progress=progress)
+                             workers=args.workers, png=not args.no_png, progress=progress,
+                             points=args.points, compute=args.compute)
 
     if args.watch:
         from equisweep.analysis.watch import watch

@@ -21,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         "D is the second covariate (tokens, samples or steps). With --compute, "
         "D = C / (flops_per_param * N). Standard errors and 95% intervals come from a "
-        "bootstrap over rows (resampled with replacement, seeded, in parallel processes)."
+        "bootstrap over rows (resampled with replacement, seeded, in parallel processes). "
+        "The fit's status (ok, weak, undetermined) and its reasons are printed with it."
     )
     parser.add_argument("--csv", required=True, metavar="FILE", help="input table (CSV)")
     parser.add_argument("--n", required=True, metavar="COL", help="column of model sizes N")
@@ -52,7 +53,7 @@ def run(args) -> int:
 
     import numpy as np
 
-    from equisweep.analysis import lawfit
+    from equisweep.analysis import lawfit, validity
     from equisweep.analysis.data import load_table
     from equisweep.analysis.scaling import NotEnoughData, fit_with_ci, grid_starts, require_two_var
     from equisweep.errors import UserError
@@ -94,7 +95,8 @@ def run(args) -> int:
     res = fit_with_ci(lawfit.TWO_VAR, (N, D), L, n_boot=args.bootstrap, seed=args.seed,
                       starts=starts, workers=args.workers, progress=not args.json)
     blocks = res.coef_blocks()
-    out = {}
+    check = validity.assess_law(res.fit, {"N": N, "D": D}, L, res.boot)
+    out = {"status": check["status"], "diagnostics": check["diagnostics"]}
     for k in COEFS:
         out[k] = blocks[k]["value"]
         out[f"{k}_se"] = blocks[k]["se"]
@@ -117,6 +119,9 @@ def run(args) -> int:
         lo_hi = out[f"{k}_ci"]
         ci = "-" if lo_hi is None else f"[{lo_hi[0]:.4g}, {lo_hi[1]:.4g}]"
         print(f"{k:>6} {out[k]:>12.6g} {se:>12}   {ci}")
+    print(f"status: {check['status']}")
+    for d in check["diagnostics"]:
+        print(f"  {d['severity']}: {d['message']}")
     if not np.isfinite(out["objective"]):
         print("warning: the fit did not converge", file=sys.stderr)
     return 0

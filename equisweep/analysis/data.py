@@ -1,12 +1,14 @@
 """Inputs of the analysis: a sweep from the results store, or any CSV table.
 
 `load_sweep` is the ONE place that knows the store's column names; everything downstream
-works on the two pandas frames it returns.
+works on the pandas frames it returns. Columns that newer stores add (test_loss_se,
+test_windows, the baselines table, the family's `equivariant` flag, `hp_<name>`) are used
+when present; an older store reads with them missing (NaN / empty), never as an error.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -16,28 +18,50 @@ from equisweep.errors import UserError
 FINAL_COLUMNS = ("key", "family", "n_params", "flops_per_step", "steps", "train_trajectories",
                  "augment")
 CURVE_COLUMNS = ("key", "step")
+# what the compute axis of every fit can be: training FLOPs (default) or measured wall-clock
+COMPUTE_KINDS = {"flops": "FLOPs", "wall": "s"}
+CELL_COLUMNS = ("family", "size", "S", "D", "augment", "seed")  # DESIGN §6: one grid cell
 
 
 @dataclass
 class SweepData:
-    """final: one row per finished trial with columns key, family, variant, augment, N
-    (n_params), S (steps), F (flops_per_step), C (training FLOPs), D (train_trajectories),
-    epochs, samples, loss (test loss, val loss where no test loss was recorded), loss_kind.
-    curves: key, variant, N, step, C (cumulative FLOPs), val_loss, train_loss."""
+    """final: one row per finished trial with columns key, family, variant, augment,
+    equivariant (True/False, None where the store does not say), size (JSON), N (n_params),
+    S (steps), F (compute per step: FLOPs, or seconds with compute="wall"), C (training
+    compute), D (train_trajectories), seed, epochs, samples, loss (test loss, val loss where
+    no test loss was recorded), loss_kind, loss_se (NaN where not recorded), windows,
+    val_loss (final), lr, hparams (JSON text).
+    curves: key, variant, N, step, C (cumulative compute), val_loss, train_loss,
+    equivariance_error.
+    baselines: split, baseline, loss, loss_se (the store's baselines table; empty if none).
+    provenance: equisweep version, sweep spec source, dataset key, submitted/analysed dates."""
 
     name: str
     final: pd.DataFrame
     curves: pd.DataFrame
     n_trials_total: int
     notes: list[str]
+    baselines: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        columns=["split", "baseline", "loss", "loss_se"]))
+    provenance: dict = field(default_factory=dict)
+    compute: str = "flops"
+
+    @property
+    def compute_unit(self) -> str:
+        return COMPUTE_KINDS[self.compute]
 
 
 def variant_name(family: str, augment: bool) -> str:
     return f"{family}+aug" if augment else str(family)
 
 
-def load_sweep(store, sweep: str) -> SweepData:
-    """Read one sweep from a store (`Store.final`, `.metrics`, `.sweeps`: DESIGN §7, §10)."""
+def load_sweep(store, sweep: str, compute: str = "flops") -> SweepData:
+    """Read one sweep from a store (`Store.final`, `.metrics`, `.sweeps`: DESIGN §7, §10).
+
+    compute: "flops" (training FLOPs, the default) or "wall" (measured training wall-clock:
+    the final row's wall_s; per-step cost wall_s / steps)."""
+    if compute not in COMPUTE_KINDS:
+        raise UserError(f"--compute {compute!r}: choose one of {', '.join(COMPUTE_KINDS)}")
     known = list(store.sweeps())
     if sweep not in known:
         from equisweep.errors import unknown_sweep
@@ -78,27 +102,133 @@ def load_sweep(store, sweep: str) -> SweepData:
     N, F, S = _col(final, "n_params"), _col(final, "flops_per_step"), _col(final, "steps")
     C = _col(final, "flops")
     C = np.where(np.isfinite(C) & (C > 0), C, F * S)  # the trainer's cumulative count wins
+    if compute == "wall":
+        C = _col(final, "wall_s")
+        ok = np.isfinite(C) & (C > 0)
+        if not ok.any():
+            raise UserError(f"sweep {sweep!r}: --compute wall needs wall_s on the final rows "
+                            "(none recorded)")
+        if not ok.all():
+            notes.append(f"--compute wall: {int((~ok).sum())} trial(s) without wall_s left out")
+            final, loss, kind = final[ok], loss[ok], kind[ok]
+            N, S, C = N[ok], S[ok], C[ok]
+        F = C / S  # measured seconds per step: the "FLOP formula" of wall-clock fits
     augment = final["augment"].fillna(False).astype(bool).to_numpy()
     fam = final["family"].astype(str).to_numpy()
     out = pd.DataFrame({
         "key": final["key"].astype(str).to_numpy(),
         "family": fam,
         "augment": augment,
+        "equivariant": _flag(final, "equivariant"),
         "variant": [variant_name(f, a) for f, a in zip(fam, augment)],
+        "size": _text(final, "size", N),
         "N": N, "S": S, "F": F, "C": C,
         "D": _col(final, "train_trajectories"),
         "epochs": _col(final, "epochs"),
         "samples": _col(final, "samples"),
         "seed": _col(final, "seed"),
         "loss": loss, "loss_kind": kind,
+        "loss_se": np.where(kind == "test", _col(final, "test_loss_se"), np.nan),
+        "windows": _col(final, "test_windows"),
+        "val_loss": _col(final, "val_loss"),
+        "lr": _learning_rate(final),
+        "hparams": _text(final, "hparams", np.full(len(final), "")),
     })
-    curves = _curves(store, sweep, out)
+    curves = _curves(store, sweep, out, compute)
     return SweepData(name=sweep, final=out.reset_index(drop=True), curves=curves,
-                     n_trials_total=n_total, notes=notes)
+                     n_trials_total=n_total, notes=notes, baselines=_baselines(store, sweep),
+                     provenance=_provenance(store, sweep, final), compute=compute)
 
 
-def _curves(store, sweep, final: pd.DataFrame) -> pd.DataFrame:
-    cols = ["key", "variant", "N", "step", "C", "val_loss", "train_loss"]
+def _flag(df: pd.DataFrame, name: str) -> np.ndarray:
+    """A nullable boolean column as objects True/False/None (None: the store does not say)."""
+    if name not in df.columns:
+        return np.full(len(df), None, dtype=object)
+    return np.array([None if v is None or (isinstance(v, float) and np.isnan(v)) else bool(v)
+                     for v in df[name].tolist()], dtype=object)
+
+
+def _text(df: pd.DataFrame, name: str, default) -> np.ndarray:
+    if name not in df.columns:
+        return np.asarray([str(v) for v in default], dtype=object)
+    return np.asarray(["" if v is None else str(v) for v in df[name].tolist()], dtype=object)
+
+
+def _learning_rate(df: pd.DataFrame) -> np.ndarray:
+    """The searched learning rate: the `hp_lr` column where the store has one, else the
+    trial's hparams JSON (older stores), NaN where neither says."""
+    import json
+
+    if "hp_lr" in df.columns:
+        return _col(df, "hp_lr")
+    out = np.full(len(df), np.nan)
+    if "hparams" not in df.columns:
+        return out
+    for i, blob in enumerate(df["hparams"].tolist()):
+        try:
+            v = json.loads(blob).get("lr") if blob else None
+        except (TypeError, ValueError, AttributeError):
+            v = None
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[i] = float(v)
+    return out
+
+
+def _baselines(store, sweep: str) -> pd.DataFrame:
+    cols = ["split", "baseline", "loss", "loss_se"]
+    reader = getattr(store, "baselines", None)
+    if reader is None:  # a store from before the baselines table
+        return pd.DataFrame(columns=cols)
+    b = _to_pandas(reader(sweep=sweep))
+    if b.empty or not {"split", "baseline", "loss"} <= set(b.columns):
+        return pd.DataFrame(columns=cols)
+    out = pd.DataFrame({"split": b["split"].astype(str), "baseline": b["baseline"].astype(str),
+                        "loss": _col(b, "loss"), "loss_se": _col(b, "loss_se")})
+    return out[np.isfinite(out["loss"]) & (out["loss"] > 0)].reset_index(drop=True)
+
+
+def _provenance(store, sweep: str, final: pd.DataFrame) -> dict:
+    """What produced the numbers: equisweep version, the sweep spec, the dataset key."""
+    import datetime
+    import json
+
+    from equisweep import __version__
+
+    out = {"equisweep_version": __version__, "sweep": sweep,
+           "analysed_at": datetime.datetime.now(datetime.timezone.utc).isoformat(
+               timespec="seconds")}
+    meta = None
+    try:
+        meta = store.read_sweep_meta(sweep)
+    except (AttributeError, OSError):
+        meta = None
+    if meta:
+        out["spec_source"] = meta.get("source")
+        out["submitted_at"] = meta.get("submitted_at")
+        out["spec"] = meta.get("spec")
+    task = (meta or {}).get("spec", {}).get("task") if isinstance(meta, dict) else None
+    if task is None and "config" in final.columns and len(final):
+        try:
+            task = json.loads(final["config"].iloc[0]).get("task")
+        except (TypeError, ValueError, AttributeError):
+            task = None
+    out["dataset_key"] = _dataset_key(task)
+    return out
+
+
+def _dataset_key(task) -> str | None:
+    if not isinstance(task, dict):
+        return None
+    try:
+        from equisweep.task.config import TaskConfig
+
+        return TaskConfig.from_dict(dict(task)).key()
+    except Exception:  # noqa: BLE001 - provenance is best effort; a bad spec never stops a report
+        return None
+
+
+def _curves(store, sweep, final: pd.DataFrame, compute: str = "flops") -> pd.DataFrame:
+    cols = ["key", "variant", "N", "step", "C", "val_loss", "train_loss", "equivariance_error"]
     m = _to_pandas(store.metrics(sweep))
     if m.empty or any(c not in m.columns for c in CURVE_COLUMNS):
         return pd.DataFrame(columns=cols)
@@ -107,10 +237,13 @@ def _curves(store, sweep, final: pd.DataFrame) -> pd.DataFrame:
     info = final.set_index("key")[["variant", "N", "F"]]
     m = m.join(info, on="key")
     step = pd.to_numeric(m["step"], errors="coerce").to_numpy(float)
-    C = _col(m, "flops")
-    m["C"] = np.where(np.isfinite(C) & (C > 0), C, step * m["F"].to_numpy(float))
+    if compute == "wall":
+        m["C"] = _col(m, "wall_s")
+    else:
+        C = _col(m, "flops")
+        m["C"] = np.where(np.isfinite(C) & (C > 0), C, step * m["F"].to_numpy(float))
     m["step"] = step
-    for c in ("val_loss", "train_loss"):
+    for c in ("val_loss", "train_loss", "equivariance_error"):
         m[c] = _col(m, c)
     return m[cols].sort_values(["key", "step"]).reset_index(drop=True)
 

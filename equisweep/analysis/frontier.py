@@ -103,7 +103,11 @@ def allocation(coefs: dict, flops: FlopsModel, C, method: str = "auto") -> dict:
         N, S = _closed_form(A, B, al, be, flops.k, flops.p, C)
     else:
         N, S = _numerical(A, B, al, be, flops, C)
-    L = E + A / N**al + B / S**be
+    # in log space, as the fit is evaluated; a bootstrap replicate whose optimum ran off to
+    # N = 0 or ∞ (a flat direction) gets a non-finite L*, which the bands drop
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        L = np.exp(np.logaddexp.reduce(np.broadcast_arrays(
+            np.log(E), np.log(A) - al * np.log(N), np.log(B) - be * np.log(S))))
     return {"N_opt": N, "S_opt": S, "L_opt": L}
 
 

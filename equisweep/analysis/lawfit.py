@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from equisweep.analysis.lbfgs import minimize_batched
+from equisweep.analysis.lbfgs import MAX_ITER, minimize_batched
 
 HUBER_DELTA = 1e-3
 
@@ -48,9 +48,13 @@ class Form:
         """Raw θ (…, P) -> user coefficients (E, A, B, alpha, beta / gamma)."""
         theta = np.asarray(theta, dtype=float)
         p = dict(zip(self.params, np.moveaxis(theta, -1, 0)))
-        out = {"E": np.exp(p["e"]), "A": np.exp(p["a"])}
+        # a prefactor past e^709 (an undetermined fit or a wild bootstrap replicate) is inf:
+        # non-finite values are dropped from intervals and flagged by validity.py
+        with np.errstate(over="ignore"):
+            out = {"E": np.exp(p["e"]), "A": np.exp(p["a"])}
+            if "b" in p:
+                out["B"] = np.exp(p["b"])
         if "b" in p:
-            out["B"] = np.exp(p["b"])
             out["alpha"] = p["alpha"]
             out["beta"] = p["beta"]
         else:
@@ -231,25 +235,39 @@ class LawFit:
     local_optima: np.ndarray  # distinct converged optima, best first (M, P)
     seconds: float = 0.0
     coefs: dict[str, float] = field(default_factory=dict)
+    converged: bool = True  # the winning start met a convergence test (not the iteration cap)
+    starts: np.ndarray | None = None  # the start grid (validity checks read its range)
 
     def predict(self, *x) -> np.ndarray:
         return predict(self.form, self.theta, *x)
 
 
 def predict(form: Form, theta, *x) -> np.ndarray:
-    """L̂ for raw parameters theta (P,) or (R, P) at covariates x (each broadcastable)."""
-    c = form.named(np.asarray(theta, dtype=float))
-    if form is TWO_VAR:
-        N, D = (np.asarray(v, dtype=float) for v in x)
-        if np.ndim(c["E"]):
-            sl = (slice(None),) + (None,) * np.ndim(N)
-            c = {k: v[sl] for k, v in c.items()}
-        return c["E"] + c["A"] / N ** c["alpha"] + c["B"] / D ** c["beta"]
-    (X,) = (np.asarray(v, dtype=float) for v in x)
-    if np.ndim(c["E"]):
-        sl = (slice(None),) + (None,) * np.ndim(X)
-        c = {k: v[sl] for k, v in c.items()}
-    return c["E"] + c["A"] * X ** (-c["gamma"])
+    """L̂ for raw parameters theta (P,) or (R, P) at covariates x (each broadcastable).
+
+    Evaluated as exp(LSE(a − α log N, b − β log D, e)), the form the fit itself uses: an
+    undetermined fit (α ≈ 30, A ≈ 1e89) or a wild bootstrap replicate then gives a finite
+    prediction wherever the loss itself is representable, instead of overflowing in A and
+    N^α separately."""
+    theta = np.asarray(theta, dtype=float)
+    log_x = [np.log(np.asarray(v, dtype=float)) for v in x]
+    if len(log_x) != form.n_covariates:
+        raise ValueError(f"{form.name} takes {form.n_covariates} covariate(s), got {len(log_x)}")
+    shape = np.broadcast_shapes(*(np.shape(v) for v in log_x))
+    p = np.moveaxis(theta, -1, 0)  # (P,) or (P, R)
+    batched = theta.ndim > 1
+    sl = (slice(None),) + (None,) * len(shape) if batched else ()
+    terms = []
+    for ci, ei, xi in form.terms:
+        t = p[ci][sl] if batched else p[ci]
+        if ei is not None:
+            t = t - (p[ei][sl] if batched else p[ei]) * log_x[xi]
+        terms.append(np.broadcast_to(t, ((theta.shape[0],) if batched else ()) + shape))
+    log_l = np.logaddexp.reduce(np.stack(terms), axis=0)
+    # beyond ~1e308 a loss is not a number anyone can use: inf, which downstream code
+    # treats as non-finite (dropped from bands), without a warning on the console
+    with np.errstate(over="ignore"):
+        return np.exp(log_l)
 
 
 # Phase 1 stops each start the way scipy's L-BFGS-B does by default (the per-start loop of
@@ -296,6 +314,8 @@ def fit(
         n_starts=int(len(starts)),
         local_optima=distinct_optima(pol.x[porder], pol.f[porder]),
         seconds=time.perf_counter() - t0,
+        converged=bool(pol.status[porder[0]] != MAX_ITER),
+        starts=np.asarray(starts, dtype=float),
     )
     out.coefs = {k: float(v) for k, v in form.named(best).items()}
     return out

@@ -1,191 +1,16 @@
-"""report.html: one self-contained page (one embedded plotly.js, works offline) with the
-study's figures, the fitted coefficients and every "not enough data" message."""
+"""report.html: one self-contained page (one embedded plotly.js, works offline) that opens
+with the answers to the study's three questions, then the figures (figures.py), every fit
+with its status and reasons, the comparisons, and the provenance of the numbers."""
 
 from __future__ import annotations
 
 import html
 import importlib.util
+import json
 
-import numpy as np
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
-
+from equisweep.analysis import figures as figs_mod
+from equisweep.analysis import tuned, validity
 from equisweep.analysis.data import SweepData
-
-PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
-
-
-def _rgba(hex_color, alpha):
-    h = hex_color.lstrip("#")
-    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
-    return f"rgba({r},{g},{b},{alpha})"
-
-
-def _colors(fits):
-    return {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(fits["variants"])}
-
-
-def _band_traces(x, b, color, name, group, dash=None, showlegend=True):
-    """Line for band["value"] plus a shaded band between lo and hi where present."""
-    out = []
-    if b.get("lo") is not None and b.get("hi") is not None:
-        xs = list(x) + list(x)[::-1]
-        ys = list(b["hi"]) + list(b["lo"])[::-1]
-        keep = [(a, c) for a, c in zip(xs, ys) if c is not None]
-        if keep:
-            out.append(go.Scatter(
-                x=[k[0] for k in keep], y=[k[1] for k in keep], fill="toself", mode="lines",
-                line={"width": 0}, fillcolor=_rgba(color, 0.18), hoverinfo="skip",
-                legendgroup=group, showlegend=False, name=f"{name} 95% band"))
-    out.append(go.Scatter(x=list(x), y=b["value"], mode="lines", name=name, legendgroup=group,
-                          line={"color": color, "dash": dash}, showlegend=showlegend))
-    return out
-
-
-def _log_axes(fig, xt, yt, **kw):
-    fig.update_xaxes(type="log", title_text=xt, **kw)
-    fig.update_yaxes(type="log", title_text=yt, **kw)
-
-
-def fig_compute(data: SweepData, fits: dict) -> go.Figure:
-    """Figure 1 of the study: test loss vs training compute, dots per trial, the
-    compute-optimal frontier L*(C) with its bootstrap band, and the Approach 1 envelope fit."""
-    fig = go.Figure()
-    col = _colors(fits)
-    for v, info in fits["variants"].items():
-        sel = data.final[data.final["variant"] == v]
-        fig.add_trace(go.Scatter(
-            x=sel["C"], y=sel["loss"], mode="markers", name=f"{v} trials", legendgroup=v,
-            marker={"color": col[v], "size": 7, "opacity": 0.75},
-            customdata=np.stack([sel["N"], sel["S"], sel["D"]], axis=1),
-            hovertemplate="C=%{x:.3g}<br>loss=%{y:.4g}<br>N=%{customdata[0]:.3g}"
-                          "<br>steps=%{customdata[1]}<br>trajectories=%{customdata[2]}"))
-        a3 = info["approach3"]
-        if a3.get("status") == "ok":
-            for t in _band_traces(a3["frontier"]["C"], a3["frontier"]["L_opt"], col[v],
-                                  f"{v} compute-optimal L*(C)", v):
-                fig.add_trace(t)
-        a1 = info["approach1"]
-        if a1.get("status") == "ok":
-            for t in _band_traces(a1["curve"]["C"], a1["curve"]["L"], col[v],
-                                  f"{v} envelope fit (approach 1)", v, dash="dot"):
-                fig.add_trace(t)
-    _log_axes(fig, "training compute C [FLOPs]", "test loss")
-    fig.update_layout(title="Loss vs compute: trials, compute-optimal frontier and 95% band")
-    return fig
-
-
-def fig_data(data: SweepData, fits: dict) -> go.Figure:
-    """Figure 2: test loss vs training trajectories (and vs epochs), per variant."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("vs train trajectories", "vs epochs"))
-    col = _colors(fits)
-    for v, info in fits["variants"].items():
-        sel = data.final[data.final["variant"] == v]
-        cd = np.stack([sel["N"], sel["S"], sel["epochs"]], axis=1)
-        hover = ("loss=%{y:.4g}<br>N=%{customdata[0]:.3g}<br>steps=%{customdata[1]}"
-                 "<br>epochs=%{customdata[2]:.3g}")
-        fig.add_trace(go.Scatter(x=sel["D"], y=sel["loss"], mode="markers", name=f"{v} trials",
-                                 legendgroup=v, marker={"color": col[v], "opacity": 0.6},
-                                 customdata=cd, hovertemplate="D=%{x}<br>" + hover), 1, 1)
-        fig.add_trace(go.Scatter(x=sel["epochs"], y=sel["loss"], mode="markers",
-                                 name=f"{v} trials", legendgroup=v, showlegend=False,
-                                 marker={"color": col[v], "opacity": 0.6}, customdata=cd,
-                                 hovertemplate=hover), 1, 2)
-        de = info["data_efficiency"]
-        if de.get("status") == "ok":
-            for t in _band_traces(de["curve"]["D"], de["curve"]["L"], col[v],
-                                  f"{v} L(D) fit", v):
-                fig.add_trace(t, 1, 1)
-        elif len(sel):
-            best = sel.loc[sel.groupby("D")["loss"].idxmin()].sort_values("D")
-            fig.add_trace(go.Scatter(x=best["D"], y=best["loss"], mode="lines",
-                                     name=f"{v} best per D", legendgroup=v,
-                                     line={"color": col[v], "dash": "dash"}), 1, 1)
-    _log_axes(fig, None, "test loss")
-    fig.update_xaxes(title_text="train trajectories", row=1, col=1)
-    fig.update_xaxes(title_text="epochs", row=1, col=2)
-    fig.update_layout(title="Data efficiency: with and without augmentation")
-    return fig
-
-
-def fig_isoflop(fits: dict) -> go.Figure:
-    names = list(fits["variants"])
-    fig = make_subplots(rows=1, cols=max(1, len(names)), subplot_titles=names or ["(none)"])
-    for j, v in enumerate(names, start=1):
-        a2 = fits["variants"][v]["approach2"]
-        profiles = a2.get("profiles") or []
-        for i, p in enumerate(profiles):
-            if not p["N"]:
-                continue
-            color = f"hsl({int(260 * i / max(1, len(profiles) - 1))},70%,45%)"
-            name = f"{v} C={p['C']:.2g}"
-            fig.add_trace(go.Scatter(x=p["N"], y=p["L"], mode="markers", name=name,
-                                     marker={"color": color}, legendgroup=name), 1, j)
-            if p["coef"] is not None:
-                fn = p.get("fit_N") or p["N"]
-                u = np.linspace(np.log(min(fn)), np.log(max(fn)), 40)
-                c2, c1, c0 = p["coef"]
-                fig.add_trace(go.Scatter(x=np.exp(u), y=c2 * u * u + c1 * u + c0, mode="lines",
-                                         line={"color": color}, legendgroup=name,
-                                         showlegend=False, hoverinfo="skip"), 1, j)
-    fig.update_xaxes(type="log", title_text="N (parameters)")
-    fig.update_yaxes(title_text="val loss at C")
-    fig.update_layout(title="IsoFLOP profiles (approach 2)")
-    return fig
-
-
-def fig_allocation(fits: dict) -> go.Figure:
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("N_opt(C)", "S_opt(C)"))
-    col = _colors(fits)
-    for v, info in fits["variants"].items():
-        a3 = info["approach3"]
-        if a3.get("status") == "ok":
-            fr = a3["frontier"]
-            for t in _band_traces(fr["C"], fr["N_opt"], col[v], f"{v} N_opt (approach 3)", v):
-                fig.add_trace(t, 1, 1)
-            for t in _band_traces(fr["C"], fr["S_opt"], col[v], f"{v} S_opt", v,
-                                  showlegend=False):
-                fig.add_trace(t, 1, 2)
-        a2 = info["approach2"]
-        if a2.get("status") == "ok":
-            C = [p["C"] for p in a2["profiles"]]
-            fig.add_trace(go.Scatter(x=C, y=a2["N_opt_measured"], mode="markers",
-                                     name=f"{v} N_opt (IsoFLOP minima)", legendgroup=v,
-                                     marker={"color": col[v], "symbol": "diamond"}), 1, 1)
-    _log_axes(fig, "training compute C [FLOPs]", None)
-    fig.update_yaxes(title_text="parameters", row=1, col=1)
-    fig.update_yaxes(title_text="training steps", row=1, col=2)
-    fig.update_layout(title="Compute-optimal allocation")
-    return fig
-
-
-def fig_curves(data: SweepData, fits: dict) -> go.Figure:
-    fig = go.Figure()
-    col = _colors(fits)
-    cv = data.curves
-    seen = set()
-    for key, g in cv.groupby("key", sort=False):
-        v = g["variant"].iloc[0]
-        y = g["val_loss"].where(np.isfinite(g["val_loss"]), g["train_loss"])
-        fig.add_trace(go.Scatter(x=g["C"], y=y, mode="lines", name=v, legendgroup=v,
-                                 showlegend=v not in seen, opacity=0.55,
-                                 line={"color": col.get(v, "#444"), "width": 1},
-                                 hovertemplate=f"{key} N={g['N'].iloc[0]:.3g}"
-                                               "<br>C=%{x:.3g}<br>loss=%{y:.4g}"))
-        seen.add(v)
-    _log_axes(fig, "cumulative compute [FLOPs]", "validation loss")
-    fig.update_layout(title="Training curves" + ("" if len(cv) else " (no curves recorded)"))
-    return fig
-
-
-def figures(data: SweepData, fits: dict) -> dict[str, go.Figure]:
-    return {
-        "loss_vs_compute": fig_compute(data, fits),
-        "loss_vs_data": fig_data(data, fits),
-        "isoflop": fig_isoflop(fits),
-        "allocation": fig_allocation(fits),
-        "training_curves": fig_curves(data, fits),
-    }
 
 
 def _coef_rows(blocks: dict) -> str:
@@ -201,10 +26,27 @@ def _coef_rows(blocks: dict) -> str:
     return "".join(rows)
 
 
+def _status_html(s) -> str:
+    st = s.get("status", "undetermined")
+    return f"<span class='status {st}'>{html.escape(st)}</span>"
+
+
+def _diag_html(s) -> str:
+    diags = s.get("diagnostics") or []
+    if not diags:
+        return ""
+    return "<ul class='diag'>" + "".join(
+        f"<li>{html.escape(d['severity'])}: {html.escape(d['message'])}</li>"
+        for d in diags) + "</ul>"
+
+
 def _section_html(title, s):
-    h = f"<h4>{html.escape(title)}</h4>"
-    if s.get("status") != "ok":
-        return h + f"<p class='warn'>{html.escape(str(s.get('reason')))}</p>"
+    h = f"<h4>{html.escape(title)} {_status_html(s)}</h4>{_diag_html(s)}"
+    if "coefficients" not in s and "a" not in s:
+        return h
+    if not validity.usable(s):
+        h += ("<p class='warn'>not determined: the coefficients below are what the optimiser "
+              "returned, not a result; nothing is derived from them.</p>")
     out = h + f"<p><code>{html.escape(s.get('form', ''))}</code></p>"
     table = dict(s.get("coefficients", {}))
     if "exponents" in s:
@@ -222,47 +64,103 @@ def _section_html(title, s):
 
 CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;
-text-align:right}.warn{color:#a33}.small{font-size:90%;color:#555}.fig{margin:1em 0}"""
+text-align:right}.warn{color:#a33}.small{font-size:90%;color:#555}.fig{margin:1em 0}
+#verdict{border:2px solid #345;border-radius:6px;padding:.5em 1.2em;background:#f7f9fc}
+#verdict li{margin:.5em 0}.q{font-weight:600}.status{font-size:80%;padding:1px 6px;
+border-radius:4px;color:#fff}.status.ok{background:#2a7}.status.weak{background:#c80}
+.status.undetermined,.status.nd{background:#a33}ul.diag{font-size:90%;color:#633;margin:0}
+pre{background:#f4f4f4;padding:.5em;overflow:auto;font-size:85%}"""
+
+
+def verdict_html(fits: dict) -> str:
+    v = fits["verdict"]
+    items = []
+    for q in v["questions"]:
+        cls = "ok" if q["status"] == "answered" else "nd"
+        items.append(f"<li><span class='q'>{html.escape(q['question'])}</span> "
+                     f"<span class='status {cls}'>{html.escape(q['status'])}</span><br>"
+                     f"{html.escape(q['answer'])}</li>")
+    out = ("<section id='verdict'><h2>Answers</h2><ol>" + "".join(items) + "</ol>")
+    if v.get("baselines"):
+        out += f"<p>{html.escape(v['baselines'])}</p>"
+    else:
+        out += ("<p class='warn'>No zero-parameter baselines in this store: losses cannot be "
+                "read against copy-last-frame / constant-velocity extrapolation.</p>")
+    pts = fits["points"]
+    out += (f"<p class='small'>Fitted points: {html.escape(pts['rule'])} ({pts['n_points']} "
+            f"points from {fits['n_trials']} finished trials). Intervals are "
+            f"{int(fits['ci_level'] * 100)}%: bootstrap percentile intervals for fits "
+            f"({fits['bootstrap']} resamples, seed {fits['seed']}), standard errors of the "
+            "stored test losses for measured ratios.</p>")
+    out += "".join(f"<p class='small'>note: {html.escape(n)}</p>"
+                   for n in fits["notes"] + v["notes"])
+    return out + "</section>"
+
+
+def provenance_html(fits: dict, data: SweepData) -> str:
+    p = fits.get("provenance", {})
+    rows = [("equisweep version", p.get("equisweep_version")), ("sweep", p.get("sweep")),
+            ("sweep spec", p.get("spec_source")), ("dataset key", p.get("dataset_key")),
+            ("submitted", p.get("submitted_at")), ("analysed", p.get("analysed_at")),
+            ("results store", fits.get("store")),
+            ("compute axis", f"{fits['compute']['kind']} [{fits['compute']['unit']}]")]
+    out = "<h2 id='provenance'>Provenance</h2><table>" + "".join(
+        f"<tr><td>{html.escape(k)}</td><td style='text-align:left'>"
+        f"{html.escape(str(v) if v is not None else 'not recorded')}</td></tr>"
+        for k, v in rows) + "</table>"
+    spec = data.provenance.get("spec")
+    if spec:
+        out += ("<details><summary>sweep spec as submitted</summary><pre>"
+                f"{html.escape(json.dumps(spec, indent=2, sort_keys=True, default=str))}"
+                "</pre></details>")
+    return out
 
 
 def render(data: SweepData, fits: dict, png: bool = True) -> tuple[str, dict, str]:
     """(html, {figure name: png bytes}, a line saying whether PNGs were made)."""
-    figs = figures(data, fits)
-    parts = []
+    points, _ = tuned.select(data.final, fits["points"]["mode"])
+    figs = figs_mod.figures(data, fits, points)
+    parts = {}
     first = True
     for name, fig in figs.items():
         fig.update_layout(template="plotly_white", height=520)
         div = fig.to_html(full_html=False, include_plotlyjs=first, div_id=f"fig-{name}",
                           config={"displaylogo": False})
-        parts.append(f"<div class='fig'>{div}</div>")
+        parts[name] = f"<div class='fig'>{div}</div>"
         first = False
-    body = [f"<h1>equisweep report: {html.escape(fits['sweep'])}</h1>",
-            f"<p>{fits['n_trials']} finished trials; {fits['bootstrap']} bootstrap resamples "
-            f"(seed {fits['seed']}); intervals are {int(fits['ci_level'] * 100)}% percentile "
-            "intervals. Full numbers in fits.json.</p>"]
-    body += [f"<p class='small'>note: {html.escape(n)}</p>" for n in fits["notes"]]
-    body += parts[:2]
+    body = [f"<h1>equisweep report: {html.escape(fits['sweep'])}</h1>", verdict_html(fits),
+            "<h2>Figures</h2>", parts["loss_vs_compute"], parts["loss_vs_data"],
+            parts["allocation"], "<h2>Fits</h2>"]
     for v, info in fits["variants"].items():
-        body.append(f"<h3>{html.escape(v)}</h3><p class='small'>{info['n_trials']} trials, "
-                    f"sizes {', '.join(f'{x:.3g}' for x in info['sizes'])}; FLOPs/step model: "
+        eq = {True: "equivariant", False: "not equivariant", None: "equivariance not recorded"}
+        body.append(f"<h3>{html.escape(v)}</h3><p class='small'>{eq[info['equivariant']]}; "
+                    f"{info['n_trials']} points, "
+                    f"sizes {', '.join(f'{x:.3g}' for x in info['sizes'])}; "
+                    "compute-per-step model: "
                     f"{html.escape(_flops_text(info['flops_model']))}</p>")
         for key, title in (("approach3", "Approach 3: L(N, S)"),
                            ("approach1", "Approach 1: compute envelope"),
                            ("approach2", "Approach 2: IsoFLOP"),
                            ("data_efficiency", "Data efficiency")):
             body.append(_section_html(title, info[key]))
+    body.append("<h2>Comparisons at equal compute</h2>")
     for comp in fits["comparisons"]:
+        title = (f"<h3>{html.escape(' vs '.join(comp['pair']))} {_status_html(comp)}</h3>"
+                 + _diag_html(comp))
+        if not validity.usable(comp):
+            body.append(title + f"<p class='warn'>{html.escape(comp['not_determined'])}</p>")
+            continue
         r = [x for x in comp["ratio"]["value"] if x is not None]
         span = f"{min(r):.3g} to {max(r):.3g}" if r else "undefined"
-        body.append(f"<h3>{html.escape(' vs '.join(comp['pair']))}</h3><p>"
-                    f"{html.escape(comp['ratio_definition'])}: {span} over "
-                    f"{comp['compute_range'][0]:.3g} to {comp['compute_range'][1]:.3g} FLOPs "
+        unit = comp.get("unit", "FLOPs")
+        body.append(title + f"<p>{html.escape(comp['ratio_definition'])}: {span} over "
+                    f"{comp['compute_range'][0]:.3g} to {comp['compute_range'][1]:.3g} {unit} "
                     f"({html.escape(comp['range_kind'])}). "
                     f"Crossover: {html.escape(comp['crossover']['statement'])}.</p>")
     if not fits["comparisons"]:
-        body.append("<p class='warn'>No family comparison: it needs two variants with an "
-                    "Approach 3 fit.</p>")
-    body += parts[2:]
+        body.append("<p class='warn'>No comparison: it needs two variants.</p>")
+    body += ["<h2>Measurements</h2>", parts["isoflop"], parts["training_curves"],
+             parts["equivariance"], provenance_html(fits, data)]
     page = ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
             f"<title>equisweep: {html.escape(fits['sweep'])}</title><style>{CSS}</style>"
             f"</head><body>{''.join(body)}</body></html>")

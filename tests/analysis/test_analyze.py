@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from equisweep import cli
+from equisweep.analysis import validity
 from equisweep.analysis.analyze import analyze_store
-from tests.analysis.synth import LAWS
+from tests.analysis.synth import LAWS, write_sweep
+
+CLI = "import sys; from equisweep.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 def strict_json(path):
@@ -28,16 +34,42 @@ def test_quickstart_degrades_gracefully(quickstart_store, capsys, monkeypatch):
     fits = strict_json(folder / "fits.json")
     for name in ("gatr", "transformer+aug"):
         a3 = fits["variants"][name]["approach3"]
-        assert a3["status"] == "not enough data"
+        assert a3["status"] == "undetermined"
         assert a3["reason"] == "not enough data: need ≥ 3 distinct N (model sizes) (have 2)"
+        assert a3["diagnostics"][0]["code"] == "not_enough_data"
         de = fits["variants"][name]["data_efficiency"]
         assert "need ≥ 4 distinct train_trajectories (have 2)" in de["reason"]
-    assert fits["comparisons"] == []
+    (comp,) = fits["comparisons"]
+    assert comp["status"] == "undetermined" and "ratio" not in comp
+    assert "no loss ratio or crossover" in comp["not_determined"]
+    q = {x["id"]: x for x in fits["verdict"]["questions"]}
+    assert q["compute"]["status"] == q["allocation"]["status"] == "not determined"
     html = (folder / "report.html").read_text()
     assert html.count("* plotly.js v") == 1  # one embedded copy for all figures
-    assert html.count('class="plotly-graph-div"') == 5
+    assert html.count('class="plotly-graph-div"') == 6
     assert "not enough data: need ≥ 3 distinct N" in html
-    assert "not enough data" in out and "report.html" in out and "PNG copies" in out
+    assert html.index("id='verdict'") < html.index('class="plotly-graph-div"')
+    assert "not determined" in out.lower() and "report.html" in out and "PNG copies" in out
+    assert out.index("Data efficiency") < out.index("gatr (")  # the answers come first
+
+
+def test_degenerate_fits_are_not_determined_and_print_no_numpy_warning(store, tmp_path):
+    """Nine noisy points per family over half a decade of steps: the fit runs to absurd
+    coefficients; the console says "not determined" and shows no numpy RuntimeWarning."""
+    write_sweep(store, "tiny", sizes={"gatr": [1500, 4500, 15000], "transformer":
+                                      [1000, 3000, 10000]},
+                steps=[100, 200, 300], trajs=[256], noise=0.4, seed=5)
+    env = {**os.environ, "PYTHONWARNINGS": "default"}
+    r = subprocess.run([sys.executable, "-c", CLI, "analyze", "tiny", "--store",
+                        store.uri, "--out", str(tmp_path / "r"), "--bootstrap", "30",
+                        "--no-png"], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Warning" not in r.stderr and "Warning" not in r.stdout, r.stderr[-2000:]
+    fits = strict_json(tmp_path / "r" / "fits.json")
+    for v in fits["variants"].values():
+        assert v["approach3"]["status"] == "undetermined"
+        assert v["approach3"]["frontier"] is None and "exponents" not in v["approach3"]
+    assert "Not determined" in r.stdout
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +99,12 @@ def test_study_recovers_planted_laws(study):
         fr = a3["frontier"]
         assert len(fr["C"]) == len(fr["L_opt"]["value"]) == len(fr["L_opt"]["lo"])
         assert all(lo <= hi for lo, hi in zip(fr["N_opt"]["lo"], fr["N_opt"]["hi"]))
-        assert v["approach1"]["status"] == "ok"
-        assert v["approach2"]["status"] == "ok"
+        assert validity.usable(v["approach1"])
+        assert validity.usable(v["approach2"])
+        assert a3["status"] == "ok", a3["diagnostics"]
         de = v["data_efficiency"]
-        assert de["status"] == "ok"
+        assert de["status"] == "weak"  # 5 train_trajectories for 3 parameters
+        assert [d["code"] for d in de["diagnostics"]] == ["few_points"]
         assert de["coefficients"]["beta"]["value"] == pytest.approx(LAWS[fam]["delta"], abs=0.1)
 
 
@@ -90,7 +124,7 @@ def test_study_compares_families(study):
 def test_study_summary_and_files(study):
     res, out = study
     assert {Path(f).name for f in res.files} == {"fits.json", "report.html"}
-    assert "gatr / transformer+aug compute-optimal loss ratio" in res.summary
+    assert "at equal training compute gatr reaches" in res.summary.lower()
     assert not list(out.glob(".*tmp"))  # nothing half-written left behind
     html = (out / "report.html").read_text()
     assert "Approach 3" in html and "Crossover" in html
@@ -103,3 +137,32 @@ def test_out_that_is_a_file_is_a_user_error(quickstart_store, tmp_path, capsys):
                    "--bootstrap", "0"])
     err = capsys.readouterr().err
     assert rc == 2 and "--out" in err and "Traceback" not in err
+
+
+def test_compute_wall_fits_against_measured_seconds(full_store):
+    from equisweep.analysis.analyze import analyze_data
+    from equisweep.analysis.data import load_sweep
+
+    flops = analyze_data(load_sweep(full_store, "study"), n_boot=0)
+    wall = analyze_data(load_sweep(full_store, "study", compute="wall"), n_boot=0)
+    assert wall["compute"] == {"kind": "wall", "unit": "s"}
+    for name, v in wall["variants"].items():
+        f = flops["variants"][name]
+        # the synthetic trainer's wall clock is FLOPs / 1e9: same law, seconds on the axis
+        assert v["compute_range"] == pytest.approx([c / 1e9 for c in f["compute_range"]])
+        assert v["approach3"]["frontier"]["unit"] == "s"
+        assert v["approach3"]["coefficients"]["alpha"]["value"] == pytest.approx(
+            f["approach3"]["coefficients"]["alpha"]["value"])
+    answer = wall["verdict"]["questions"][1]["answer"]
+    assert answer.startswith("At equal training wall-clock gatr reaches") and " s;" in answer
+
+
+def test_compute_wall_without_wall_clock_is_a_user_error(store, capsys):
+    with store.writer("nowall") as w:
+        w.add_trial({"key": "k", "family": "gatr", "n_params": 10, "flops_per_step": 1.0,
+                     "steps": 5, "train_trajectories": 4, "status": "finished", "attempt": 1})
+        w.add_metrics([{"key": "k", "attempt": 1, "step": 5, "test_loss": 0.1}])
+    rc = cli.main(["analyze", "nowall", "--store", store.uri, "--compute", "wall",
+                   "--bootstrap", "0", "--out", str(Path(store.uri) / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--compute wall needs wall_s" in err

@@ -1,5 +1,6 @@
-"""report.html opened in headless Chromium: no JavaScript error, every figure renders, and
-the page works offline (nothing fetched: the network is disabled for the page)."""
+"""report.html opened in headless Chromium: no JavaScript error, every figure renders, the
+page works offline (nothing fetched: the network is disabled for the page), the answers come
+first, the baselines are drawn, and nothing from an undetermined fit is drawn as a result."""
 
 from __future__ import annotations
 
@@ -13,10 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from equisweep.analysis.analyze import analyze_store
+from equisweep.analysis import report as report_mod
+from equisweep.analysis.analyze import analyze_data, analyze_store, write_outputs
+from equisweep.analysis.data import load_sweep
+from equisweep.store import open_store
+from tests.analysis.synth import NewerStore, write_sweep
 
 CHROMIUM = os.environ.get("EQUISWEEP_CHROMIUM", "/usr/bin/chromium")
-N_FIGURES = 5
+N_FIGURES = 6
+VERDICT_BORDER = (0x33, 0x44, 0x55)  # #verdict's border colour in report.CSS
 
 pytestmark = [
     pytest.mark.slow,
@@ -91,6 +97,64 @@ def report(full_store, tmp_path_factory):
     return out / "report.html"
 
 
+@pytest.fixture(scope="module")
+def quick_report(tmp_path_factory):
+    """A quickstart-sized sweep (3 sizes x 3 lengths, noisy) in a store with the newer
+    columns and baselines: its Approach 3 fits are undetermined."""
+    root = tmp_path_factory.mktemp("quick")
+    store = write_sweep(open_store(root / "results"), "quick",
+                        sizes={"gatr": [1500, 4500, 15000], "transformer": [1000, 3000, 10000]},
+                        steps=[100, 200, 300], trajs=[256], noise=1.0, seed=5, samples=2,
+                        equivariance_error=True)
+    data = load_sweep(NewerStore(store), "quick")
+    fits = analyze_data(data, n_boot=20)
+    assert all(v["approach3"]["status"] == "undetermined" for v in fits["variants"].values())
+    html, _, _ = report_mod.render(data, fits, png=False)
+    write_outputs(root / "out", fits, html, {})
+    return root / "out" / "report.html"
+
+
+def rendered_dom(page, tmp_path):
+    r = chromium(tmp_path, "--dump-dom", page.as_uri())
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout
+
+
+def test_quickstart_report_leads_with_answers_draws_baselines_and_no_undetermined_line(
+        quick_report, tmp_path):
+    dom = rendered_dom(quick_report, tmp_path)
+    assert dom.count('class="main-svg"') >= 2 * N_FIGURES  # every figure rendered
+    # the answers come first: before any figure, and say "not determined"
+    assert dom.index('id="verdict"') < dom.index('class="plotly-graph-div')
+    verdict = dom[dom.index('id="verdict"'):dom.index('class="plotly-graph-div')]
+    assert "not determined" in verdict.lower() and "constant_velocity" in verdict
+    # baselines drawn on the loss figures (plotly renders the hline labels as SVG text)
+    compute_fig = dom[dom.index('id="fig-loss_vs_compute"'):dom.index('id="fig-loss_vs_data"')]
+    assert "constant velocity (test)" in compute_fig and "copy last (test)" in compute_fig
+    assert 'class="shapelayer"' in compute_fig
+    assert "error_y" in dom or 'class="errorbar"' in dom  # test-loss standard errors
+    # nothing derived from the undetermined fits: no frontier, no allocation line, and the
+    # figures say so on the plot
+    for derived in ("compute-optimal L*(C)", "N_opt (approach 3)", "S_opt"):
+        assert f">gatr {derived}" not in dom and f">transformer+aug {derived}" not in dom
+    assert "frontier not determined" in compute_fig
+    assert "allocation not determined" in dom
+    # the learned-equivariance curve of the non-equivariant variant is drawn
+    eq_fig = dom[dom.index('id="fig-equivariance"'):]
+    assert ">transformer+aug<" in eq_fig and "no equivariance_error recorded" not in eq_fig
+    assert "Provenance" in dom and "equisweep version" in dom
+
+
+def test_quickstart_screenshot_shows_the_answers_on_top(quick_report, tmp_path):
+    shot = tmp_path / "quick.png"
+    chromium(tmp_path, "--hide-scrollbars", "--window-size=1200,1600", f"--screenshot={shot}",
+             quick_report.as_uri())
+    img = decode_png(shot.read_bytes()).astype(int)
+    border = np.all(np.abs(img - VERDICT_BORDER) <= 12, axis=-1)
+    rows = np.flatnonzero(border.sum(axis=1) > 600)  # the box's horizontal edges
+    assert rows.size >= 2 and rows[0] < 200, rows[:5]  # the answers box opens the page
+
+
 def test_page_loads_without_js_errors_and_every_figure_renders(report, tmp_path):
     r = chromium(tmp_path, "--dump-dom", report.as_uri())
     assert r.returncode == 0, r.stderr[-2000:]
@@ -106,14 +170,14 @@ def test_page_loads_without_js_errors_and_every_figure_renders(report, tmp_path)
 
 def test_screenshot_is_not_blank(report, tmp_path):
     shot = tmp_path / "shot.png"
-    r = chromium(tmp_path, "--hide-scrollbars", "--window-size=1000,1400",
+    r = chromium(tmp_path, "--hide-scrollbars", "--window-size=1000,2000",
                  f"--screenshot={shot}", report.as_uri())
     assert shot.is_file(), r.stderr[-2000:]
     img = decode_png(shot.read_bytes())
     colours = np.unique(img.reshape(-1, 3)[::7], axis=0)
     assert len(colours) > 50  # text, axes, markers in several colours, bands
-    # the first figure area (below the header) has plotted markers of the family colours
-    fig = img[120:560]
+    # the first figure (below the answers) has plotted markers of the family colours
+    fig = img[700:]
     blue = (fig[..., 2] > 150) & (fig[..., 0] < 100)
     red = (fig[..., 0] > 180) & (fig[..., 1] < 120) & (fig[..., 2] < 120)
     assert blue.sum() > 200 and red.sum() > 200

@@ -1,0 +1,70 @@
+"""The report's first section: the study's three questions answered with numbers and
+intervals, read against the zero-parameter baselines; the columns newer stores add
+(test_loss_se, equivariant, hp_lr, baselines) are used when present."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from equisweep.analysis import verdict
+from equisweep.analysis.analyze import analyze_data
+from equisweep.analysis.data import load_sweep
+from tests.analysis.synth import NewerStore, write_sweep
+
+NUM = r"\d+\.\d+× \[\d+\.\d+, \d+\.\d+\]"  # a ratio with its interval
+
+
+@pytest.fixture(scope="module")
+def fits(full_store):
+    data = load_sweep(NewerStore(full_store), "study")
+    assert data.final["equivariant"].tolist().count(True) > 0
+    assert np.isfinite(data.final["loss_se"]).all() and np.isfinite(data.final["lr"]).all()
+    assert set(data.baselines["baseline"]) == {"copy_last", "constant_velocity"}
+    return analyze_data(data, n_boot=20, seed=1)
+
+
+def test_three_questions_answered_with_numbers_and_intervals(fits):
+    v = fits["verdict"]
+    assert v["equivariance_known"] and v["notes"] == []
+    q = {x["id"]: x for x in v["questions"]}
+    assert list(q) == ["data_efficiency", "compute", "allocation"]
+    assert all(x["status"] == "answered" for x in q.values()), q
+    assert re.search(r"With 64 training trajectories gatr reaches " + NUM
+                     + " the test loss of transformer\\+aug", q["data_efficiency"]["answer"])
+    assert re.search(r"At equal training compute gatr reaches " + NUM
+                     + " the loss of transformer\\+aug", q["compute"]["answer"])
+    assert "FLOPs" in q["compute"]["answer"]
+    assert re.search(r"gatr: N_opt ∝ C\^\d\.\d\d \[\d\.\d\d, \d\.\d\d\]", q["allocation"]["answer"])
+    # the measured ratio at each D equals the ratio of the two points' stored test losses
+    (pair,) = q["data_efficiency"]["details"]
+    assert pair["pair"] == ["gatr", "transformer+aug"]
+    assert all(r["ci"][0] < r["ratio"] < r["ci"][1] for r in pair["per_D"])
+    assert "constant_velocity 0.2 ± 0.008" in v["baselines"]
+
+
+def test_undetermined_pairs_say_why(store):
+    write_sweep(store, "few", sizes={"gatr": [1e3, 4e3], "transformer": [2e3, 8e3]},
+                steps=[100, 300], trajs=[128])
+    fits = analyze_data(load_sweep(NewerStore(store), "few"), n_boot=0)
+    q = {x["id"]: x for x in fits["verdict"]["questions"]}
+    assert q["compute"]["status"] == q["allocation"]["status"] == "not determined"
+    assert q["compute"]["answer"].startswith("Not determined: gatr: not enough data")
+    assert q["data_efficiency"]["status"] == "answered"  # measured, needs no fit
+
+
+def test_pairs_put_the_equivariant_variant_first_without_naming_families():
+    variants = {"a_plain": {"equivariant": False}, "z_equi": {"equivariant": True},
+                "a_plain+aug": {"equivariant": False}}
+    pairs, known = verdict.ordered_pairs(variants)
+    assert known and pairs == [("z_equi", "a_plain"), ("z_equi", "a_plain+aug")]
+    pairs, known = verdict.ordered_pairs({k: {"equivariant": None} for k in variants})
+    assert not known and len(pairs) == 3
+
+
+def test_ratio_interval():
+    r, (lo, hi) = verdict.ratio_interval(1.0, 0.1, 2.0, 0.2)
+    assert r == 0.5 and lo < 0.5 < hi and lo * hi == pytest.approx(0.25)
+    assert verdict.ratio_interval(1.0, None, 2.0, 0.2)[1] is None
