@@ -63,9 +63,10 @@ def run_sweep(spec, *, store_uri: str | None = None, address: str | None = None,
 
 def _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose, progress,
                  console, summary, report, report_every_s) -> None:
-    import ray  # noqa: F401  (imported before connect so its loggers can be rerouted)
+    from equisweep.sweep.session import connect, dashboard_url, prepare
 
-    from equisweep.sweep.session import connect, dashboard_url
+    prepare(address)  # before Ray is imported: Ray reads its auth mode once
+    import ray  # noqa: F401  (imported before connect so its loggers can be rerouted)
 
     console.reroute()
     connect(address, quiet=not verbose)

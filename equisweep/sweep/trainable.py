@@ -35,6 +35,9 @@ def _is_oom(exc: BaseException) -> bool:
 
 def run(config: dict) -> None:
     key = config["key"]
+    # Ray shows trial actors as `ImplicitFunc` (one actor serves several trials): this line
+    # makes a trial findable by name in its worker's log (dashboard: Actors/Logs views).
+    print(f"equisweep trial {config.get('label', '')} key {key}", flush=True)
     wsd = config.get("wsd") or {}
     forks = ForkStore(*config["fork_store"]) if config.get("fork_store") else None
     restore = None
