@@ -42,7 +42,7 @@ def equisweep_argv(command: str) -> list[list[str]]:
 
 def test_example_sweep_is_the_quickstart_file_verbatim():
     example = README.split("## What a sweep looks like", 1)[1]
-    (yaml_block,) = re.findall(r"```yaml\n(.*?)```", example.split("\n## ", 1)[0], re.S)
+    yaml_block = re.findall(r"```yaml\n(.*?)```", example.split("\n## ", 1)[0], re.S)[0]
     assert yaml_block == (ROOT / "sweeps" / "quickstart.yaml").read_text()
 
 
