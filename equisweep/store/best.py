@@ -1,46 +1,55 @@
-"""The tuned points: the best trial of each cell (or variant) by final validation loss.
+"""The tuned points as rows of the store: `equisweep best`, `status` and `run`'s summary.
 
-This is the one selection rule — what `equisweep best` prints and what the scaling-law
-fits use (DESIGN §8: a cell's search samples are hyperparameter trials; only the best of
-each cell is a point of the law). Selecting by *validation* loss keeps the test split out
-of the choice, as `ResultGrid.get_best_result(metric="val_loss", mode="min")` or
-`optuna best-trial` would. Pure pyarrow; works on the table `Store.final()` returns.
+There is one selection rule, `equisweep.analysis.tuned.select` — the points the scaling-law
+fits use (DESIGN §8): per grid cell, the finished trial with the lowest final validation
+loss (trials without one rank after every trial with one, by their fitted loss; ties go to
+the smaller key). Choosing on validation keeps the test split out of the choice, as
+`ResultGrid.get_best_result(metric="val_loss", mode="min")` or `optuna best-trial` would.
+This module only feeds the store's `final()` table to that rule and returns the chosen rows
+whole; per variant it applies the same rule to cells widened to (family, augment).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from equisweep.errors import UserError
 
-# A grid cell: everything but the searched hyperparameters (DESIGN §6).
+# The grouping columns, as the store names them (DESIGN §6).
 CELL = ("sweep", "family", "size", "steps", "train_trajectories", "augment", "seed")
-# A variant: a family with or without augmentation.
 VARIANT = ("sweep", "family", "augment")
 PER = {"cell": CELL, "variant": VARIANT}
-METRIC = "val_loss"
 
 
-def best_trials(final: pa.Table, per: str = "cell", metric: str = METRIC) -> pa.Table:
-    """One row of `final` per group (`per` = "cell" or "variant"): the finished trial with the
-    lowest finite `metric`; ties go to the smaller key, so the choice is reproducible.
-    Groups with no finished, finite trial have no row. Sorted by the group columns."""
+def best_trials(final: pa.Table, per: str = "cell") -> pa.Table:
+    """One row of `final` per cell (or variant): its tuned point. Trials that are not
+    finished, or have neither a finite val_loss nor a finite test_loss, are never chosen.
+    Sorted by the grouping columns."""
     if per not in PER:
         raise UserError(f"--per must be one of {', '.join(PER)}, got {per!r}")
-    groups = [c for c in PER[per] if c in final.column_names]
-    if metric not in final.column_names or final.num_rows == 0:
+    need = {"status", "val_loss", "test_loss"}
+    if final.num_rows == 0 or not need <= set(final.column_names):
         return final.slice(0, 0)
-    ok = pc.and_(pc.equal(final.column("status"), "finished"),
-                 pc.is_finite(final.column(metric).cast(pa.float64())))
-    cand = final.filter(pc.fill_null(ok, False))
-    if cand.num_rows == 0:
-        return cand
-    idx = pa.array(range(cand.num_rows), pa.int64())
-    order = pc.sort_indices(cand.append_column("__i", idx),
-                            sort_keys=[(metric, "ascending"), ("key", "ascending")])
-    ranked = cand.take(order).append_column("__i", pc.take(idx, order))
-    # use_threads=False keeps the sorted order inside each group, so "first" is the best.
-    first = ranked.group_by(groups, use_threads=False).aggregate([("__i", "first")])
-    picked = cand.take(first.column("__i_first"))
-    return picked.sort_by([(c, "ascending") for c in groups])
+    from equisweep.analysis.data import variant_name
+    from equisweep.analysis.tuned import select
+
+    df = final.select(list(CELL) + ["key", "status", "val_loss", "test_loss"]).to_pandas()
+    df["row"] = np.arange(len(df))
+    df = df[df["status"] == "finished"]
+    val = df["val_loss"].to_numpy(float)
+    test = df["test_loss"].to_numpy(float)
+    loss = np.where(np.isfinite(test), test, val)  # what the fits fit (analysis.data)
+    df = df.assign(loss=loss)[np.isfinite(loss)]
+    augment = df["augment"].fillna(False).astype(bool)
+    frame = df.assign(S=df["steps"], D=df["train_trajectories"], augment=augment,
+                      variant=[variant_name(f, a) for f, a in zip(df["family"], augment)])
+    if per == "variant":  # the same rule over cells that differ only in family + augment
+        frame = frame.assign(size="", S=0, D=0, seed=0)
+    rows = []
+    for _, one in frame.groupby("sweep", sort=True):
+        chosen, _ = select(one.reset_index(drop=True), "tuned")
+        rows += chosen["row"].tolist()
+    picked = final.take(pa.array(sorted(rows), pa.int64()))
+    order = [(c, "ascending") for c in PER[per]]
+    return picked.sort_by(order) if picked.num_rows else picked

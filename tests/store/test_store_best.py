@@ -1,4 +1,5 @@
-"""The tuned-point rule (`store.best.best_trials`), `equisweep best` and `query --curves`."""
+"""`store.best.best_trials` (the analysis' tuned-point rule applied to store rows),
+`equisweep best` and `query --curves`."""
 
 from __future__ import annotations
 
@@ -20,24 +21,44 @@ _rows = st.lists(st.fixed_dictionaries({
     "status": st.sampled_from(["finished", "finished", "failed", "diverged", "running"]),
     "val_loss": st.one_of(st.none(), st.just(math.nan),
                           st.floats(0.001, 10, allow_nan=False)),
+    "test_loss": st.one_of(st.none(), st.floats(0.001, 10, allow_nan=False)),
 }), max_size=30)
 
 
+def _finite(v) -> bool:
+    return v is not None and math.isfinite(v)
+
+
 def _final(rows):
-    base = {"sweep": "s", "size": '{"width": 8}', "train_trajectories": 16, "seed": 0}
-    return pa.Table.from_pylist([dict(base, key=f"k{i:02d}", **r) for i, r in enumerate(rows)])
+    base = {"sweep": "s", "size": '{"width": 8}', "train_trajectories": 16, "seed": 0,
+            "test_loss": None}
+    return pa.Table.from_pylist([{**base, "key": f"k{i:02d}", **r} for i, r in enumerate(rows)],
+                                schema=SCHEMA)
+
+
+SCHEMA = pa.schema([("sweep", pa.string()), ("size", pa.string()),
+                    ("train_trajectories", pa.int64()), ("seed", pa.int64()),
+                    ("test_loss", pa.float64()), ("key", pa.string()), ("family", pa.string()),
+                    ("steps", pa.int64()), ("augment", pa.bool_()), ("status", pa.string()),
+                    ("val_loss", pa.float64())])
 
 
 @settings(max_examples=200, deadline=None)
 @given(_rows, st.sampled_from(["cell", "variant"]))
-def test_best_is_the_lowest_finite_val_loss_of_finished_trials_per_group(rows, per):
+def test_best_is_the_lowest_val_loss_of_finished_trials_per_group(rows, per):
+    """Lowest finite val_loss wins; trials without one rank after, by the fitted loss
+    (test_loss, else val_loss); ties to the smaller key; unfinished trials never win."""
     final = _final(rows)
     picked = best_trials(final, per=per).to_pylist()
     group = CELL if per == "cell" else VARIANT
-    eligible = [r for r in final.to_pylist() if r["status"] == "finished"
-                and r["val_loss"] is not None and math.isfinite(r["val_loss"])]
+
+    def loss(r):
+        return r["test_loss"] if _finite(r["test_loss"]) else r["val_loss"]
+
+    eligible = [r for r in final.to_pylist() if r["status"] == "finished" and _finite(loss(r))]
     expect = {}
-    for r in sorted(eligible, key=lambda r: (r["val_loss"], r["key"])):
+    for r in sorted(eligible, key=lambda r: (0, r["val_loss"], r["key"]) if _finite(r["val_loss"])
+                    else (1, loss(r), r["key"])):
         expect.setdefault(tuple(r[c] for c in group), r["key"])
     assert {tuple(r[c] for c in group): r["key"] for r in picked} == expect
     assert len(picked) == len(expect)  # one row per group
