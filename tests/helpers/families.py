@@ -18,9 +18,10 @@ def small_sizes(family: str, max_params: int = 40_000) -> list[dict]:
 
 
 def one_size(family: str, min_params: int = 3_000) -> dict:
-    """One small but non-trivial ladder size: the first with at least min_params."""
+    """One small but non-trivial ladder size: the first with at least min_params and, where
+    the family has a depth, at least two layers (so that stacking them is tested too)."""
     for size in FAMILIES[family].ladder:
-        if count_params(family, size) >= min_params:
+        if count_params(family, size) >= min_params and size.get("depth", 2) >= 2:
             return dict(size)
     return dict(FAMILIES[family].ladder[-1])
 
