@@ -57,6 +57,31 @@ SWEEPS = {
                                   "params": {"lr": {"loguniform": [1e-3, 1e-2]}}}),
     "param_not_searchable": _sweep(search={"method": "random", "samples_per_cell": 1,
                                            "params": {"momentum": {"uniform": [0, 1]}}}),
+    # refused before Ray because this machine cannot run them (issue 12)
+    "cpu_more_than_the_machine": _sweep(resources={"cpu": 4096}),
+    "gpu_more_than_the_machine": _sweep(resources={"cpu": 1, "gpu": 64}),
+    "size_beyond_memory": _sweep(families={"transformer": {"sizes": [
+        {"width": 65536, "depth": 64, "heads": 64}]}}),
+    # numbers the store's int64 columns cannot hold, or that are not finite
+    "steps_infinite": _sweep(grid={"steps": [float("inf")], "train_trajectories": [8],
+                                   "seed": [0]}),
+    "seed_beyond_int64": _sweep(grid={"steps": [20], "train_trajectories": [8],
+                                      "seed": [2**70]}),
+    "width_beyond_int64": _sweep(families={"gatr": {"sizes": [{"width": 2**64, "depth": 1}]}}),
+    "lr_nan": _sweep(search={"method": "random", "samples_per_cell": 1,
+                             "params": {"lr": {"loguniform": [float("nan"), 1e-2]}}}),
+    "budget_infinite": _sweep(budget={"flops": float("inf")}),
+    "negative_beyond_int64": _sweep(retries=-(2**64)),
+    # a grid that expands to an unreasonable number of trials
+    "grid_explodes": _sweep(grid={"steps": list(range(10, 3010)),
+                                  "train_trajectories": [8], "seed": list(range(100))}),
+    "search_explodes": _sweep(search={"method": "random", "samples_per_cell": 10**7,
+                                      "params": {"lr": {"loguniform": [1e-3, 1e-2]}}}),
+    # object stores
+    "store_s3_no_bucket": _sweep(store="s3://"),
+    "store_s3_no_bucket_slash": _sweep(store="s3:///prefix"),
+    "store_s3_credentials_in_uri": _sweep(store="s3://AKIAEXAMPLE:hunter2@bucket/x"),
+    "store_s3_secret_query": _sweep(store="s3://bucket/x?secret_key=hunter2"),
     "store_is_a_file": _sweep(store="{tmp}/afile"),
     "store_under_a_file": _sweep(store="{tmp}/afile/sub"),
 }
@@ -72,6 +97,34 @@ EXPECT_SWEEP = {
     "task_unknown": "task.name", "checkpoint_every_zero": "training.checkpoint_every",
     "method_typo": "search.method", "param_not_searchable": "search.params.momentum",
     "store_is_a_file": "{tmp}/afile", "store_under_a_file": "{tmp}/afile",
+    "cpu_more_than_the_machine": "resources.cpu", "gpu_more_than_the_machine": "resources.gpu",
+    "size_beyond_memory": "GiB per trial", "steps_infinite": "grid.steps[0]: must be a finite",
+    "seed_beyond_int64": "grid.seed[0]: 1180591620717411303424 does not fit a 64-bit",
+    "width_beyond_int64": "families.gatr.sizes[0].width", "lr_nan": "loguniform[0]",
+    "budget_infinite": "budget.flops", "negative_beyond_int64": "retries",
+    "grid_explodes": "1200000 trials planned; at most 100000", "search_explodes": "trials planned",
+    "store_s3_no_bucket": "names no bucket", "store_s3_no_bucket_slash": "names no bucket",
+    "store_s3_credentials_in_uri": "credentials in the URI are refused",
+    "store_s3_secret_query": "secret_key in the URI is refused",
+}
+
+def _alias_bomb(levels: int = 9) -> str:
+    """'Billion laughs': each level lists the previous one 9 times (9**levels leaves)."""
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, levels):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    return "name: bomb\n" + "\n".join(lines) + f"\ndescription: *a{levels - 1}\n"
+
+
+def _deep_mapping(depth: int = 400) -> str:
+    return "name: deep\ntask:\n" + "".join(f"{'  ' * (i + 1)}k{i}:\n" for i in range(depth))
+
+
+HOSTILE_YAML = {
+    "alias_bomb": _alias_bomb(),
+    "deep": "name: deep\ndescription: " + "[" * 100_000 + "]" * 100_000 + "\n",
+    "deep_mapping": _deep_mapping(),
+    "huge": "name: huge\ndescription: '" + "x" * (5 * 2**20) + "'\n",
 }
 
 # sweep name -> recorded metadata fields that differ from a good record
@@ -96,6 +149,15 @@ CASES += [(f"resume_{k}", ["resume", k, "--store", "{tmp}/store"], v)
 CASES += [
     # sweep files that are not sweep data
     ("run_object_tag", ["run", "{tmp}/sweeps/object_tag.yaml"], "object tags are refused"),
+    ("run_alias_bomb", ["run", "{tmp}/sweeps/alias_bomb.yaml"], "expands to more than"),
+    ("validate_alias_bomb", ["validate", "{tmp}/sweeps/alias_bomb.yaml"],
+     "expands to more than"),
+    ("run_deep_nesting", ["run", "{tmp}/sweeps/deep.yaml"], "nested more than 32 levels"),
+    ("validate_deep_mapping", ["validate", "{tmp}/sweeps/deep_mapping.yaml"],
+     "nested more than 32 levels"),
+    ("run_huge_file", ["run", "{tmp}/sweeps/huge.yaml"], "a sweep file is at most"),
+    ("validate_grid_explodes", ["validate", "{tmp}/sweeps/grid_explodes.yaml"],
+     "trials planned"),
     ("run_broken_yaml", ["run", "{tmp}/sweeps/broken.yaml"], "line 2"),
     ("run_missing_file", ["run", "{tmp}/nope.yaml"], "{tmp}/nope.yaml"),
     # run / resume / submit arguments
@@ -141,6 +203,14 @@ CASES += [
      "{ds}/missing/train-00000.npz"),
     ("data_info_damaged_manifest", ["data", "info", "{ds}/manifest"],
      "{ds}/manifest/manifest.json"),
+    ("data_info_manifest_is_a_folder", ["data", "info", "{ds}/manifest_folder"],
+     "{ds}/manifest_folder/manifest.json: is a folder"),
+    ("data_info_manifest_is_a_list", ["data", "info", "{ds}/manifest_list"],
+     "{ds}/manifest_list/manifest.json: damaged manifest (the top level is a list"),
+    ("data_info_manifest_splits_wrong", ["data", "info", "{ds}/manifest_splits"],
+     "{ds}/manifest_splits/manifest.json: damaged manifest (splits."),
+    ("data_info_manifest_shard_escapes", ["data", "info", "{ds}/manifest_escape"],
+     "is not a shard name"),
     # store paths and queries
     ("store_check_store_is_a_file", ["store", "check", "--store", "{tmp}/afile"],
      "{tmp}/afile"),
@@ -165,6 +235,20 @@ CASES += [
     ("query_output_is_a_folder", ["query", "--output", "{tmp}/notds", "--store",
                                   "{tmp}/store"], "{tmp}/notds"),
     ("query_bad_format", ["query", "--format", "xlsx", "--store", "{tmp}/store"], "--format"),
+    ("query_where_int_beyond_int64", ["query", "--where", "step > 99999999999999999999",
+                                      "--store", "{tmp}/store"], "64-bit integer"),
+    ("query_where_negative_beyond_int64", ["query", "--where", "step > -9999999999999999999",
+                                           "--store", "{tmp}/store"], "64-bit integer"),
+    ("query_where_not_finite", ["query", "--where", "train_loss < 1e999", "--store",
+                                "{tmp}/store"], "not finite"),
+    ("query_where_deep_parentheses", ["query", "--where", "(" * 300 + "step > 1" + ")" * 300,
+                                      "--store", "{tmp}/store"], "--where"),
+    ("query_where_deep_not", ["query", "--where", "not " * 200 + "step > 1", "--store",
+                              "{tmp}/store"], "nested"),
+    ("query_where_too_long", ["query", "--where", " or ".join(["step > 1"] * 2000),
+                              "--store", "{tmp}/store"], "characters long"),
+    ("final_where_beyond_int64", ["query", "--final", "--where", "n_params == 2**64",
+                                  "--store", "{tmp}/store"], "--where"),
     ("status_unknown_sweep", ["status", "nosuch", "--store", "{tmp}/store"], "'nosuch'"),
     ("analyze_unknown_sweep", ["analyze", "nosuch", "--store", "{tmp}/store"], "'nosuch'"),
     ("analyze_no_store", ["analyze", "x", "--store", "{tmp}/nope"], "{tmp}/nope"),
@@ -179,6 +263,12 @@ CASES += [
                           "L"], "--n"),
     ("fit_drop_everything", ["fit", "--csv", "{tmp}/two.csv", "--n", "N", "--d", "D",
                              "--loss", "L", "--drop-highest", "5"], "--drop-highest"),
+    ("fit_infinite_values", ["fit", "--csv", "{tmp}/inf.csv", "--n", "N", "--d", "D",
+                             "--loss", "L"], "--d column 'D' has 1 infinite"),
+    ("fit_infinite_size", ["fit", "--csv", "{tmp}/inf.csv", "--n", "D", "--d", "N",
+                           "--loss", "N"], "infinite"),
+    ("fit_nan_cells", ["fit", "--csv", "{tmp}/nan.csv", "--n", "N", "--d", "D", "--loss", "L"],
+     "2 empty, NaN"),
     ("fit_no_second_covariate", ["fit", "--csv", "{tmp}/two.csv", "--n", "N", "--loss", "L"],
      "--d"),
 ]
@@ -201,8 +291,21 @@ def datasets(tmp_path_factory):
     cfg = TaskConfig(trajectories=4, val_trajectories=2, test_trajectories=2, bodies=(3, 3),
                      vertices=6, frames=8, seed=0)
     good = ensure_dataset(cfg, cache_dir=root / "cache", workers=1, progress=False)
-    for name in ("corrupt", "missing", "manifest"):
+    for name in ("corrupt", "missing", "manifest", "manifest_folder", "manifest_list",
+                 "manifest_splits", "manifest_escape"):
         shutil.copytree(good, root / name)
+    import json
+
+    text = (good / "manifest.json").read_text()
+    (root / "manifest_folder" / "manifest.json").unlink()
+    (root / "manifest_folder" / "manifest.json").mkdir()
+    (root / "manifest_list" / "manifest.json").write_text("[1, 2, 3]")
+    m = json.loads(text)
+    m["splits"] = {"train": {"trajectories": 4, "shards": "all"}}
+    (root / "manifest_splits" / "manifest.json").write_text(json.dumps(m))
+    m = json.loads(text)
+    m["splits"]["train"]["shards"][0]["file"] = "../../etc/passwd"
+    (root / "manifest_escape" / "manifest.json").write_text(json.dumps(m))
     shard = root / "corrupt" / "train-00000.npz"
     data = bytearray(shard.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -222,6 +325,8 @@ def world(tmp_path, datasets, monkeypatch):
     (tmp_path / "ab.csv").write_text("a,b\n1,2\n")
     (tmp_path / "neg.csv").write_text("N,D,L\n1,2,3\n-1,2,3\n5,6,7\n")
     (tmp_path / "two.csv").write_text("N,D,L\n1,2,3\n2,3,4\n")
+    (tmp_path / "inf.csv").write_text("N,D,L\n1,2,3\n2,inf,4\n3,4,inf\n4,5,6\n")
+    (tmp_path / "nan.csv").write_text("N,D,L\n1,2,3\n2,3,nan\n3,4,\n4,5,6\n")
     sweeps = tmp_path / "sweeps"
     sweeps.mkdir()
     for name, d in dict(SWEEPS, good=_sweep()).items():
@@ -231,6 +336,8 @@ def world(tmp_path, datasets, monkeypatch):
     (sweeps / "object_tag.yaml").write_text(
         f'!!python/object/apply:os.system ["touch {tmp_path}/pwned"]\n')
     (sweeps / "broken.yaml").write_text("name: x\n  bad: [\n")
+    for name, text in HOSTILE_YAML.items():
+        (sweeps / f"{name}.yaml").write_text(text)
     from tests.reliability.storerows import write_minimal_sweep
 
     write_minimal_sweep(tmp_path / "store", "exists")
@@ -291,3 +398,35 @@ def test_bad_input_exits_2_with_one_line_and_no_side_effects(world, datasets, ca
     assert out == ""
     assert _snapshot(world, datasets, cache) == before
     assert not (world / "pwned").exists()
+
+
+@pytest.mark.parametrize("what", ["--store", "--data-dir"])
+def test_folders_this_user_cannot_write_are_refused_before_ray(world, capsys, what):
+    """A store or data folder that exists but is read-only for the user running the sweep
+    (the test drops to `nobody` when it runs as root, which could write anyway)."""
+    import tempfile
+
+    from tests.reliability.helpers import as_nobody
+
+    root = Path(tempfile.mkdtemp(prefix="equisweep-ro-"))
+    try:
+        root.chmod(0o755)
+        sweep = root / "ok.yaml"
+        sweep.write_text(yaml.safe_dump(_sweep("ok")))
+        writable, readonly = root / "writable", root / "readonly"
+        writable.mkdir(mode=0o777)
+        writable.chmod(0o777)
+        readonly.mkdir()
+        readonly.chmod(0o555)
+        store = readonly if what == "--store" else writable / "store"
+        data = readonly if what == "--data-dir" else writable / "data"
+        before = _snapshot(root)
+        with as_nobody():
+            code = main(["run", str(sweep), "--store", str(store), "--data-dir", str(data)])
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert ("results store" if what == "--store" else "--data-dir") in err, err
+        assert f"{readonly} is not writable" in err, err
+        assert _snapshot(root) == before
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -72,6 +72,10 @@ def run(args) -> int:
     df = load_table(args.csv, {"N": args.n, role: second, "L": args.loss})
     for r, col, flag in (("N", args.n, "--n"), (role, second, "--" + ("compute" if args.compute
                          else "d" if args.d else "s")), ("L", args.loss, "--loss")):
+        infinite = int((~np.isfinite(df[r].to_numpy())).sum())
+        if infinite:
+            raise UserError(f"--csv {args.csv}: {flag} column {col!r} has {infinite} infinite "
+                            "value(s); a scaling law needs finite values (remove those rows)")
         bad = int((~(df[r] > 0)).sum())
         if bad:
             raise UserError(f"{flag} column {col!r} has {bad} non-positive value(s); "

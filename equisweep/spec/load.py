@@ -15,12 +15,35 @@ from typing import Any
 import yaml
 
 from equisweep.errors import UserError
+from equisweep.spec import limits
 from equisweep.spec.parse import parse_spec
 from equisweep.spec.sweep_spec import SweepSpec
 
 
 class _Loader(yaml.SafeLoader):
-    """Safe YAML plus numbers like `1e-3`, and duplicate keys refused."""
+    """Safe YAML plus numbers like `1e-3`, duplicate keys refused, and the bounds of
+    `equisweep.spec.limits` (nesting depth, alias expansion) enforced while composing."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > limits.MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested more than {limits.MAX_DEPTH} levels deep",
+                    self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def get_single_node(self):
+        node = super().get_single_node()
+        if node is not None and limits.expanded_nodes(node) > limits.MAX_NODES:
+            raise yaml.composer.ComposerError(
+                None, None, f"expands to more than {limits.MAX_NODES} values (aliases "
+                "repeated inside aliases?)", node.start_mark)
+        return node
 
     def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
@@ -59,6 +82,13 @@ def read_yaml(path: str | os.PathLike) -> Any:
         raise UserError(f"{p}: no such file")
     if p.is_dir():
         raise UserError(f"{p}: is a directory, expected a sweep YAML file")
+    try:
+        size = p.stat().st_size
+    except OSError as exc:
+        raise UserError(f"{p}: cannot read ({exc.strerror})") from None
+    if size > limits.MAX_FILE_BYTES:
+        raise UserError(f"{p}: {size} bytes; a sweep file is at most "
+                        f"{limits.MAX_FILE_BYTES} bytes")
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:

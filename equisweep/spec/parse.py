@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from equisweep.errors import UserError
+from equisweep.spec import limits
 from equisweep.spec.check import BAD, Check, SpecError, show, type_word, unknown
 from equisweep.spec.hparams import parse_search, parse_training
 from equisweep.spec.identity import canonical
@@ -43,6 +44,9 @@ def parse_spec(data: Any, source: str = "<sweep>") -> SweepSpec:
             f"{source}: the top level must be a mapping of sweep fields "
             f"({', '.join(_REQUIRED_TOP)}, ...), got {type_word(data)}"
         )
+    numbers = limits.number_problems(data)
+    if numbers:  # before anything computes with them
+        raise SpecError(source, numbers)
     c = Check()
     c.mapping(data, "", _TOP_KEYS, _REQUIRED_TOP)
     name = _parse_name(c, data["name"]) if "name" in data else BAD
@@ -84,6 +88,11 @@ def parse_spec(data: Any, source: str = "<sweep>") -> SweepSpec:
         source=source,
         raw=data,
     )
+    planned = limits.trial_count_bound(spec)
+    if planned > limits.MAX_TRIALS:  # before anything expands the grid
+        raise SpecError(source, [
+            f"grid × families × search: {planned} trials planned; at most "
+            f"{limits.MAX_TRIALS} per sweep (split it into several sweeps)"])
     if budget is not None:
         cheapest = min(cell.flops for cell in spec.cells())
         if cheapest > budget["flops"]:

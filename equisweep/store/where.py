@@ -9,6 +9,7 @@ Example: ``family == 'gatr' and steps >= 800 and seed in (0, 1)``.
 from __future__ import annotations
 
 import ast
+import math
 
 import pyarrow.compute as pc
 
@@ -23,6 +24,9 @@ _CMP = {
     ast.GtE: lambda a, b: a >= b,
 }
 _LITERAL_TYPES = (str, int, float, bool, type(None))
+_INT64 = (-(2**63), 2**63 - 1)
+MAX_LENGTH = 10_000  # characters of one --where expression
+MAX_DEPTH = 50  # levels of nesting (parentheses, not, and/or inside comparisons)
 
 
 class _Bad(Exception):
@@ -36,10 +40,20 @@ def compile_where(text: str, columns) -> tuple[pc.Expression, set[str]]:
     """
     if not isinstance(text, str) or not text.strip():
         raise UserError(f"--where expression is empty: {text!r}")
+    if len(text) > MAX_LENGTH:
+        raise UserError(f"--where expression is {len(text)} characters long; at most "
+                        f"{MAX_LENGTH} (filter the result in pandas/DuckDB instead)")
+    shown = text if len(text) <= 80 else text[:77] + "..."
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as err:
-        raise UserError(f"--where {text!r} is not a valid expression ({err.msg})") from None
+        raise UserError(f"--where {shown!r} is not a valid expression ({err.msg})") from None
+    except (RecursionError, MemoryError):
+        raise UserError(f"--where {shown!r} is nested too deeply") from None
+    depth = _depth(tree.body)
+    if depth > MAX_DEPTH:
+        raise UserError(f"--where {shown!r} is nested {depth} levels deep; at most {MAX_DEPTH}")
+    text = shown
     known = list(columns)
     used: set[str] = set()
     try:
@@ -51,14 +65,36 @@ def compile_where(text: str, columns) -> tuple[pc.Expression, set[str]]:
     return expr, used
 
 
+def _depth(node, limit: int = 10 * 50) -> int:
+    """How deeply `node` nests (iteratively: a hostile expression must not recurse us)."""
+    deepest, todo = 0, [(node, 1)]
+    while todo:
+        n, d = todo.pop()
+        deepest = max(deepest, d)
+        if d <= limit:
+            todo.extend((c, d + 1) for c in ast.iter_child_nodes(n))
+    return deepest
+
+
 def _literal(node):
     if isinstance(node, ast.Constant) and isinstance(node.value, _LITERAL_TYPES):
-        return node.value
+        return _in_range(node.value, node)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
         value = _literal(node.operand)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return -value
+            return _in_range(-value, node)
     raise _Bad(f"only column names and literal values are allowed, not {ast.unparse(node)!r}")
+
+
+def _in_range(value, node):
+    """Numbers the store's columns can hold: int64 integers and finite floats."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if isinstance(value, int) and not _INT64[0] <= value <= _INT64[1]:
+        raise _Bad(f"the number {ast.unparse(node)[:40]} does not fit a 64-bit integer")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _Bad(f"the number {ast.unparse(node)[:40]} is not finite")
+    return value
 
 
 def _operand(node, known, used):

@@ -49,6 +49,12 @@ def run_sweep(spec, *, store_uri: str | None = None, address: str | None = None,
         return summary
 
     _check_folders(store_uri, data_dir)
+    from equisweep.sweep import preflight
+    from equisweep.sweep.session import prepare
+
+    if prepare(address) in (None, "local"):  # the embedded Ray gets this machine
+        keys = {slot.cell_key for slot in plan.slots}
+        preflight.check_local(spec, [c for c in spec.cells() if c.key in keys])
     from equisweep.sweep.console import QuietConsole, log_path
 
     log = None if verbose else log_path(store_uri, spec.name)
@@ -71,6 +77,11 @@ def _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose
     console.reroute()
     connect(address, quiet=not verbose)
     console.reroute()
+    from equisweep.sweep import preflight
+    from equisweep.sweep.session import prepare
+
+    if prepare(address) not in (None, "local"):  # a joined cluster may still autoscale
+        preflight.wait_for_a_node(spec)
     summary["dashboard"] = dashboard_url()
     if progress and summary["dashboard"]:
         print(f"Ray dashboard: {summary['dashboard']}", flush=True)

@@ -103,15 +103,50 @@ def load_manifest(path: str | os.PathLike) -> dict[str, Any]:
             raise UserError(f"{path}: dataset is incomplete (no {MANIFEST}; generation was "
                             f"interrupted?); rerun `equisweep data generate` to finish it")
         raise UserError(f"{path}: not an equisweep dataset (no {MANIFEST})")
+    if file.is_dir():
+        raise UserError(f"{file}: is a folder, not a dataset manifest")
     try:
         manifest = json.loads(file.read_text())
-        manifest["config"], manifest["splits"]  # noqa: B018 - shape check
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, UnicodeDecodeError):
         raise UserError(f"{file}: damaged manifest (not the JSON equisweep writes)") from None
+    except OSError as err:
+        raise UserError(f"{file}: cannot read the manifest ({err.strerror})") from None
+    problem = _manifest_shape_problem(manifest)
+    if problem:
+        raise UserError(f"{file}: damaged manifest ({problem})")
     if manifest.get("format") != FORMAT_VERSION:
         raise UserError(f"{file}: dataset format {manifest.get('format')!r}, this equisweep "
                         f"reads format {FORMAT_VERSION}; regenerate it")
     return manifest
+
+
+_ENTRY_FIELDS = {"file": str, "start": int, "count": int, "bytes": int, "sha256": str}
+
+
+def _manifest_shape_problem(manifest) -> str | None:
+    """What is wrong with the shape of a parsed manifest (the fields readers use)."""
+    if not isinstance(manifest, dict):
+        return f"the top level is a {type(manifest).__name__}, not an object"
+    if not isinstance(manifest.get("config"), dict):
+        return "field 'config' is missing or not an object"
+    splits = manifest.get("splits")
+    if not isinstance(splits, dict) or not splits:
+        return "field 'splits' is missing or not an object"
+    for name, split in splits.items():
+        if not isinstance(split, dict) or not isinstance(split.get("shards"), list):
+            return f"splits.{name}: no 'shards' list"
+        if not isinstance(split.get("trajectories"), int):
+            return f"splits.{name}.trajectories is not an integer"
+        for i, entry in enumerate(split["shards"]):
+            if not isinstance(entry, dict):
+                return f"splits.{name}.shards[{i}] is not an object"
+            for key, kind in _ENTRY_FIELDS.items():
+                value = entry.get(key)
+                if not isinstance(value, kind) or isinstance(value, bool):
+                    return f"splits.{name}.shards[{i}].{key} is missing or not {kind.__name__}"
+            if "/" in entry["file"] or entry["file"].startswith("."):
+                return f"splits.{name}.shards[{i}].file {entry['file']!r} is not a shard name"
+    return None
 
 
 def read_shard_bytes(path: Path, entry: dict) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 
@@ -45,3 +46,19 @@ def assert_curve_matches(stored: list[dict], reference: dict[int, dict], key: st
         ref = reference[r["step"]]
         for col in COMPARED:
             assert same(r[col], ref[col]), (key, r["step"], col, r[col], ref[col])
+
+
+@contextlib.contextmanager
+def as_nobody():
+    """Drop the effective uid for the block (the suite may run as root, which reads
+    anything); the real uid stays, so it can be restored."""
+    if os.geteuid() != 0:
+        yield
+        return
+    os.setegid(65534)
+    os.seteuid(65534)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)

@@ -28,12 +28,12 @@ import pytest
 from equisweep.cli import main
 from equisweep.store import fragments, open_store
 from equisweep.store.schema import METRIC_FILE_SCHEMA, TRIAL_FILE_SCHEMA
+from tests.reliability.helpers import as_nobody as _as_nobody
 from tests.reliability.s3 import moto_s3
 from tests.reliability.storerows import write_minimal_sweep
 
 GOOD_KEYS = ["k1", "k2"]
 GOOD_STEPS = [("k1", 10), ("k1", 20), ("k2", 10), ("k2", 20)]
-NOBODY = 65534
 
 
 def _metric_rows(n=2, **override):
@@ -232,22 +232,6 @@ def test_table_folder_replaced_by_a_file(backend, case, capsys, tmp_path):
         fragments._reported.clear()
         assert main(["status", "--store", backend.uri]) == 0
     assert _stderr_mentions(capsys.readouterr().err, bad) == 1
-
-
-@contextlib.contextmanager
-def _as_nobody():
-    """Drop the effective uid for the block (the suite may run as root, which reads
-    anything); the real uid stays, so it can be restored."""
-    if os.geteuid() != 0:
-        yield
-        return
-    os.setegid(NOBODY)
-    os.seteuid(NOBODY)
-    try:
-        yield
-    finally:
-        os.seteuid(0)
-        os.setegid(0)
 
 
 @pytest.fixture
