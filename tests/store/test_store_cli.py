@@ -121,7 +121,8 @@ def test_status(filled, run_cli, tmp_path):
     assert alpha.split() == ["alpha", "1", "1", "1", "0", "0", "0", "1e+07", "1e+08", "10.0%"]
     assert alpha[cols[1]:cols[3]].strip() == ""  # PLANNED, PENDING unknown
     assert beta.split() == ["beta", "0", "0", "0", "1", "0", "0", "7e+06", "no", "budget"]
-    assert "best so far" not in out  # no trial reported a val_loss: nothing to rank
+    # no val_loss anywhere: the one finished trial with a test loss stands for its variant
+    assert "best so far per variant" in out and re.search(r"\nalpha\s+gatr\s+a\s", out)
     rc, out, _ = run_cli("status", "beta", "--store", tmp_path / "results")
     assert rc == 0 and out.splitlines()[1].startswith("beta") and "alpha" not in out
     rc, _, err = run_cli("status", "nope", "--store", tmp_path / "results")
