@@ -649,3 +649,43 @@ def test_validate_json_and_budget(tmp_path, capsys):
     assert summary["budget"]["kept_trials"] == 3 and summary["budget"]["skipped_trials"] == 1
     assert [c["trials"] for c in summary["cells"]] == [2, 2]
     assert summary["cells"][0]["n_params"] == cells[0].n_params
+
+
+# ---- the CPU study (docs/results/cpu-study.md): the design the issue asks for --------------
+
+
+def _cpu_study():
+    return (load_spec(ROOT / "sweeps" / "cpu-study.yaml"),
+            load_spec(ROOT / "sweeps" / "cpu-study-data.yaml"))
+
+
+def test_cpu_study_is_one_sweep_on_one_dataset_on_one_core_per_trial():
+    compute, data = _cpu_study()
+    assert compute.name == data.name == "cpu-study"
+    assert compute.task.to_dict() == data.task.to_dict()  # the same cached dataset and windows
+    for spec in (compute, data):
+        assert spec.resources == {"cpu": 1, "gpu": 0} and spec.max_concurrent == 2
+        assert spec.training["schedule"] == "wsd"
+        assert spec.families["transformer"].augment == [False, True]
+
+
+def test_cpu_study_compute_axis_spans_two_decades_of_compute_per_variant():
+    from equisweep.models import count_params
+
+    compute, _ = _cpu_study()
+    assert len(compute.grid.steps) >= 4 and _span(compute.grid.steps) >= 10
+    assert compute.search.method == "optuna" and compute.search.samples_per_cell >= 2
+    for family, fam in compute.families.items():
+        params = [count_params(family, s) for s in fam.sizes]
+        assert len(params) >= 5 and _span(params) >= 10 ** 1.5, family
+        flops = [c.flops for c in compute.cells() if c.family == family]
+        assert _span(flops) >= 100, family
+
+
+def test_cpu_study_data_axis_runs_epochs_from_far_below_to_far_above_one():
+    _, data = _cpu_study()
+    tt = data.grid.train_trajectories
+    assert len(tt) >= 5 and _span(tt) >= 10 ** 1.5
+    assert len(data.grid.steps) == 1 and all(len(f.sizes) == 1 for f in data.families.values())
+    samples = data.grid.steps[0] * data.training["batch_size"]
+    assert samples / max(tt) <= 0.5 and samples / min(tt) >= 10
