@@ -589,7 +589,7 @@ def test_quickstart_is_small_both_families_optuna():
     assert spec.resources["cpu"] == 1 and spec.resources["gpu"] == 0
     assert spec.max_concurrent == 2
     assert max(c.n_params for c in spec.cells()) < 100_000
-    assert max(spec.grid.steps) <= 300
+    assert max(spec.grid.steps) <= 1000  # long enough to beat constant velocity (issue 9)
 
 
 @pytest.mark.parametrize("name", ["compute-scaling", "data-scaling"])
