@@ -110,3 +110,16 @@ def test_query_final_and_status_show_skill(scored, run_cli):
     assert header[-2:] == ["TEST_LOSS_SE", "SKILL"]
     line = next(ln for ln in lines if "transformer+aug" in ln)
     assert float(line.split()[-1]) == pytest.approx(0.1)
+
+
+def test_run_summary_prints_baselines_and_each_variants_skill(scored, capsys):
+    from equisweep.sweep.cli_run import print_outcome
+
+    print_outcome("q", scored.uri, [baseline("constant_velocity", 1.0),
+                                    baseline("copy_last", 9.0, split="val")])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "baseline constant_velocity: test loss 1 ± 0.1 (100 windows)"
+    assert not any("copy_last" in ln for ln in out)  # val rows are not the test reference
+    gatr = next(ln for ln in out if ln.startswith("gatr "))
+    assert gatr.split()[1] == "a" and gatr.split()[-1] == "+0.400"
+    assert next(ln for ln in out if ln.startswith("transformer+aug")).split()[-1] == "+0.100"
