@@ -2,8 +2,8 @@
 
 A cell is (family, size, steps, train_trajectories, augment, seed); every trial of a cell costs
 the same FLOPs: `count_flops(family, size, tokens=V_max, batch_size) * steps`, where V_max is
-the task's largest scene in vertex tokens. Evaluation passes are not counted: they are not
-training compute and are the same for every model at a given `eval_every`.
+the task's largest scene in vertex tokens. Evaluation passes are not counted here: they are
+not training compute; the trainer reports them apart, as the metric column `eval_flops`.
 """
 
 from __future__ import annotations
