@@ -188,15 +188,14 @@ def _baselines(store, sweep: str) -> pd.DataFrame:
 
 
 def _provenance(store, sweep: str, final: pd.DataFrame) -> dict:
-    """What produced the numbers: equisweep version, the sweep spec, the dataset key."""
-    import datetime
+    """What produced the numbers: equisweep version, the sweep spec, the dataset key, and the
+    newest trial end the data contain (not the clock at analysis time: fits.json is a
+    function of the store, so the same command regenerates it bit for bit)."""
     import json
 
     from equisweep import __version__
 
-    out = {"equisweep_version": __version__, "sweep": sweep,
-           "analysed_at": datetime.datetime.now(datetime.timezone.utc).isoformat(
-               timespec="seconds")}
+    out = {"equisweep_version": __version__, "sweep": sweep, "data_as_of": _newest_end(final)}
     meta = None
     try:
         meta = store.read_sweep_meta(sweep)
@@ -214,6 +213,13 @@ def _provenance(store, sweep: str, final: pd.DataFrame) -> dict:
             task = None
     out["dataset_key"] = _dataset_key(task)
     return out
+
+
+def _newest_end(final: pd.DataFrame) -> str | None:
+    if "ended_at" not in final.columns or not len(final):
+        return None
+    ends = pd.to_datetime(final["ended_at"], utc=True, errors="coerce").dropna()
+    return ends.max().isoformat(timespec="seconds") if len(ends) else None
 
 
 def _dataset_key(task) -> str | None:

@@ -101,7 +101,8 @@ def provenance_html(fits: dict, data: SweepData) -> str:
     p = fits.get("provenance", {})
     rows = [("equisweep version", p.get("equisweep_version")), ("sweep", p.get("sweep")),
             ("sweep spec", p.get("spec_source")), ("dataset key", p.get("dataset_key")),
-            ("submitted", p.get("submitted_at")), ("analysed", p.get("analysed_at")),
+            ("submitted", p.get("submitted_at")),
+            ("data as of (newest trial end)", p.get("data_as_of")),
             ("results store", fits.get("store")),
             ("compute axis", f"{fits['compute']['kind']} [{fits['compute']['unit']}]")]
     out = "<h2 id='provenance'>Provenance</h2><table>" + "".join(
