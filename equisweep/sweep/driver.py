@@ -52,7 +52,7 @@ def run_sweep(spec, *, store_uri: str | None = None, address: str | None = None,
     from equisweep.sweep import preflight
     from equisweep.sweep.session import prepare
 
-    if prepare(address) in (None, "local"):  # the embedded Ray gets this machine
+    if not _ray_running() and prepare(address) in (None, "local"):  # embedded: this machine
         keys = {slot.cell_key for slot in plan.slots}
         preflight.check_local(spec, [c for c in spec.cells() if c.key in keys])
     from equisweep.sweep.console import QuietConsole, log_path
@@ -74,13 +74,14 @@ def _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose
     prepare(address)  # before Ray is imported: Ray reads its auth mode once
     import ray  # noqa: F401  (imported before connect so its loggers can be rerouted)
 
+    joined = _ray_running()  # a cluster this process joined before (not one we start)
     console.reroute()
     connect(address, quiet=not verbose)
     console.reroute()
     from equisweep.sweep import preflight
     from equisweep.sweep.session import prepare
 
-    if prepare(address) not in (None, "local"):  # a joined cluster may still autoscale
+    if joined or prepare(address) not in (None, "local"):  # a cluster may still autoscale
         preflight.wait_for_a_node(spec)
     summary["dashboard"] = dashboard_url()
     if progress and summary["dashboard"]:
@@ -143,6 +144,14 @@ def _note_ray_logs(console) -> None:
     except Exception:  # joined a remote cluster: its logs live on its nodes
         logs = "the cluster nodes' Ray session logs (dashboard: Logs view)"
     console.note(f"equisweep: trial workers' stdout/stderr are in {logs}")
+
+
+def _ray_running() -> bool:
+    """Whether this process is already connected to a Ray (e.g. a cluster it built)."""
+    import sys
+
+    ray = sys.modules.get("ray")
+    return bool(ray is not None and ray.is_initialized())
 
 
 def _check_folders(store_uri: str, data_dir: str | None) -> None:
