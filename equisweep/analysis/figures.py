@@ -13,7 +13,7 @@ from equisweep.analysis import validity
 from equisweep.analysis.data import SweepData
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
-BASELINE_STYLE = {"constant_velocity": "dash", "copy_last": "dot"}
+BASELINE_STYLE = {"constant_velocity": "dash", "copy_last": "dot", "ballistic": "longdash"}
 
 
 def _rgba(hex_color, alpha):
@@ -52,23 +52,32 @@ def _fit_name(name, block):
     return name + (" (weak fit)" if block.get("status") == "weak" else "")
 
 
-def add_baselines(fig, data: SweepData, split: str, **where):
-    """Horizontal line per zero-parameter baseline of `split` (the other split if only that
-    one was recorded), labelled with its value and standard error."""
+def add_baselines(fig, data: SweepData, split: str, x_range, subplots=((None, None),),
+                  legend=True):
+    """A horizontal line per zero-parameter baseline of `split` (the other split if only
+    that one was recorded) across x_range, named with its value and standard error.
+
+    Drawn as line traces rather than layout shapes: plotly places a shape's label in the
+    axis' log coordinates on a log axis, which misplaces it and stretches the axis."""
     b = data.baselines
-    if b.empty:
+    lo_hi = [float(v) for v in x_range if np.isfinite(v) and v > 0]
+    if b.empty or not lo_hi:
         return 0
+    lo, hi = min(lo_hi) / 1.5, max(lo_hi) * 1.5
     rows = b[b["split"] == split]
     if rows.empty:
         rows = b
     n = 0
     for _, r in rows.iterrows():
         se = f" ± {r['loss_se']:.2g}" if np.isfinite(r["loss_se"]) else ""
-        fig.add_hline(y=float(r["loss"]), line_dash=BASELINE_STYLE.get(r["baseline"], "dashdot"),
-                      line_color="#555", line_width=1.5, opacity=0.8,
-                      annotation_text=f"{r['baseline'].replace('_', ' ')} ({r['split']}): "
-                                      f"{r['loss']:.3g}{se}",
-                      annotation_position="top left", annotation_font_size=11, **where)
+        name = f"{r['baseline'].replace('_', ' ')} ({r['split']}): {r['loss']:.3g}{se}"
+        for i, (row, col) in enumerate(subplots):
+            fig.add_trace(go.Scatter(
+                x=[lo, hi], y=[float(r["loss"])] * 2, mode="lines", name=name,
+                legendgroup=f"baseline-{r['baseline']}", showlegend=legend and i == 0,
+                line={"color": "#555", "width": 1.5,
+                      "dash": BASELINE_STYLE.get(r["baseline"], "dashdot")},
+                hovertemplate=f"{name}<extra>zero-parameter baseline</extra>"), row, col)
         n += 1
     return n
 
@@ -118,7 +127,7 @@ def fig_compute(data: SweepData, fits: dict, points) -> go.Figure:
                                   _fit_name(f"{v} envelope fit (approach 1)", a1), v,
                                   dash="dot"):
                 fig.add_trace(t)
-    add_baselines(fig, data, "test")
+    add_baselines(fig, data, "test", points["C"])
     if missing:
         _note(fig, "<br>".join(missing) + " (data shown without a line)")
     _log_axes(fig, f"training compute C [{unit}]", "test loss")
@@ -143,7 +152,8 @@ def fig_data(data: SweepData, fits: dict, points) -> go.Figure:
                 fig.add_trace(t, 1, 1)
         else:
             missing.append(f"{v}: L(D) not determined")
-    add_baselines(fig, data, "test", row=1, col="all")
+    add_baselines(fig, data, "test", points["D"], subplots=((1, 1),))
+    add_baselines(fig, data, "test", points["epochs"], subplots=((1, 2),), legend=False)
     if missing:
         _note(fig, "<br>".join(missing))
     _log_axes(fig, None, "test loss")
@@ -207,6 +217,8 @@ def fig_allocation(fits: dict) -> go.Figure:
                                      marker={"color": col[v], "symbol": "diamond"}), 1, 1)
     if missing:
         _note(fig, "<br>".join(missing))
+        if len(missing) == len(fits["variants"]):
+            fig.update_layout(meta={"height": 300})  # nothing to draw: a short panel
     _log_axes(fig, f"training compute C [{unit}]", None)
     fig.update_yaxes(title_text="parameters", row=1, col=1)
     fig.update_yaxes(title_text="training steps", row=1, col=2)
@@ -231,7 +243,7 @@ def fig_curves(data: SweepData, fits: dict) -> go.Figure:
                           f"lr={t['lr']:.3g}<br>C=%{{x:.3g}}<br>val loss=%{{y:.4g}}"
                           f"<extra>{v}</extra>"))
         seen.add(v)
-    add_baselines(fig, data, "val")
+    add_baselines(fig, data, "val", cv["C"] if len(cv) else [])
     _log_axes(fig, f"cumulative compute [{data.compute_unit}]", "validation loss")
     fig.update_layout(title="Training curves" + ("" if len(cv) else " (no curves recorded)"))
     return fig

@@ -124,7 +124,8 @@ def render(data: SweepData, fits: dict, png: bool = True) -> tuple[str, dict, st
     parts = {}
     first = True
     for name, fig in figs.items():
-        fig.update_layout(template="plotly_white", height=520)
+        meta = fig.layout.meta if isinstance(fig.layout.meta, dict) else {}
+        fig.update_layout(template="plotly_white", height=meta.get("height", 520))
         div = fig.to_html(full_html=False, include_plotlyjs=first, div_id=f"fig-{name}",
                           config={"displaylogo": False})
         parts[name] = f"<div class='fig'>{div}</div>"

@@ -130,9 +130,11 @@ def test_quickstart_report_leads_with_answers_draws_baselines_and_no_undetermine
     assert "not determined" in verdict.lower() and "constant_velocity" in verdict
     # baselines drawn on the loss figures (plotly renders the hline labels as SVG text)
     compute_fig = dom[dom.index('id="fig-loss_vs_compute"'):dom.index('id="fig-loss_vs_data"')]
-    assert "constant velocity (test)" in compute_fig and "copy last (test)" in compute_fig
-    assert 'class="shapelayer"' in compute_fig
-    assert "error_y" in dom or 'class="errorbar"' in dom  # test-loss standard errors
+    data_fig = dom[dom.index('id="fig-loss_vs_data"'):dom.index('id="fig-allocation"')]
+    for fig in (compute_fig, data_fig):
+        assert ">constant velocity (test): 0.2 ± 0.008<" in fig  # a drawn legend entry
+        assert ">copy last (test): 0.9 ± 0.036<" in fig
+        assert fig.count('class="yerror"') >= 9  # test-loss standard errors drawn
     # nothing derived from the undetermined fits: no frontier, no allocation line, and the
     # figures say so on the plot
     for derived in ("compute-optimal L*(C)", "N_opt (approach 3)", "S_opt"):
@@ -166,6 +168,9 @@ def test_page_loads_without_js_errors_and_every_figure_renders(report, tmp_path)
     assert dom.count('class="plotly-graph-div') >= N_FIGURES
     assert dom.count('class="main-svg"') >= 2 * N_FIGURES
     assert dom.count('class="scatterlayer') >= N_FIGURES
+    # a determined fit's frontier and allocation are drawn (the quickstart test checks that
+    # an undetermined one's are not, by these same legend entries)
+    assert ">gatr compute-optimal L*(C)<" in dom and ">gatr N_opt (approach 3)<" in dom
 
 
 def test_screenshot_is_not_blank(report, tmp_path):
