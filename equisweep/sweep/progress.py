@@ -115,9 +115,10 @@ class ProgressBar(Callback):
 
             self._bar = tqdm(total=self.tally.total or None, desc=f"sweep {self.sweep}",
                              unit="trial", file=self.stream, dynamic_ncols=True)
+        # Postfix first, then the count: one redraw that shows both up to date.
+        self._bar.set_postfix_str(self.tally.postfix(), refresh=not advance)
         if advance:
             self._bar.update(advance)
-        self._bar.set_postfix_str(self.tally.postfix(), refresh=True)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.tally.start(trial)

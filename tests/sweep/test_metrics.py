@@ -1,0 +1,51 @@
+"""The driver's sweep metrics reach Ray's metrics endpoint (what Prometheus scrapes and the
+dashboard's Metrics view shows), with the numbers the sweep's tally holds."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from types import SimpleNamespace
+
+from equisweep.sweep.progress import RayMetrics, SweepTally
+
+
+def _trial(tid, family, augment=False):
+    return SimpleNamespace(trial_id=tid, config={"trial": {"family": family, "augment": augment}})
+
+
+def test_sweep_metrics_are_exported(ray_session):
+    tally = SweepTally(total=5)
+    a, b, c = _trial("a", "gatr"), _trial("b", "transformer", True), _trial("c", "gatr")
+    for t in (a, b, c):
+        tally.start(t)
+    tally.result(a, {"flops": 2e9, "val_loss": 0.5})
+    tally.result(b, {"flops": 1e9, "val_loss": 0.25})
+    tally.end(a, failed=False)
+    tally.result(c, {"flops": 1e9, "status": "failed"})
+    tally.end(c, failed=True)
+    metrics = RayMetrics(tally, "metricsweep", planned_flops=1e10)
+    v = metrics.values()
+    assert v["trials"] == {"pending": 2, "running": 1, "finished": 1, "failed": 1,
+                           "diverged": 0}
+    assert v["spent"] == 4e9 and v["best"] == {"gatr": ("loss", 0.5)}
+    metrics.publish()
+
+    port = ray_session.nodes()[0]["MetricsExportPort"]
+    wanted = ('ray_equisweep_trials{', 'state="pending"', 'sweep="metricsweep"')
+    deadline, text = time.monotonic() + 120, ""  # safety net: export runs every few seconds
+    while time.monotonic() < deadline:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+        text = text.decode()
+        lines = [ln for ln in text.splitlines() if all(w in ln for w in wanted)]
+        if lines:
+            break
+        metrics.publish()
+        time.sleep(0.5)
+    assert lines and lines[0].endswith(" 2.0"), text[-2000:]
+    spent = [ln for ln in text.splitlines()
+             if ln.startswith("ray_equisweep_flops_spent{") and 'sweep="metricsweep"' in ln]
+    assert spent and float(spent[0].rsplit(" ", 1)[1]) == 4e9
+    best = [ln for ln in text.splitlines() if ln.startswith("ray_equisweep_best_val_loss{")
+            and 'variant="gatr"' in ln and 'sweep="metricsweep"' in ln]
+    assert best and float(best[0].rsplit(" ", 1)[1]) == 0.5
