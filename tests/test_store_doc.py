@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from equisweep.store import open_store
-from equisweep.store.schema import METRIC_FIELDS, TRIAL_FIELDS
+from equisweep.store.schema import BASELINE_FIELDS, METRIC_FIELDS, TRIAL_FIELDS
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = (ROOT / "docs" / "STORE.md").read_text()
@@ -30,7 +30,8 @@ def _documented(section: str) -> set[str]:
 
 
 @pytest.mark.parametrize("section,fields", [("trials/", TRIAL_FIELDS),
-                                            ("metrics/", METRIC_FIELDS)])
+                                            ("metrics/", METRIC_FIELDS),
+                                            ("baselines/", BASELINE_FIELDS)])
 def test_every_column_is_documented_and_exists(section, fields):
     stored = {f.name for f in fields} | {"sweep", "_seq"}
     assert _documented(section) == stored
