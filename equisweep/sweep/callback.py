@@ -34,13 +34,13 @@ def _num(v):
 
 
 class StoreCallback(Callback):
-    def __init__(self, store_uri: str, sweep: str, total: int = 0, progress: bool = True):
+    # `progress` is accepted for experiment states pickled before the sweep bar moved to
+    # sweep/progress.py (the one bar); it draws nothing.
+    def __init__(self, store_uri: str, sweep: str, total: int = 0, progress: bool = False):
         self.store_uri = store_uri
         self.sweep = sweep
         self.total = total
-        self.progress = progress
         self._writer = None
-        self._bar = None
         self._started: dict[str, datetime] = {}
         self._last: dict[str, dict] = {}
 
@@ -48,7 +48,6 @@ class StoreCallback(Callback):
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_writer"] = None
-        state["_bar"] = None
         return state
 
     def __setstate__(self, state):
@@ -68,15 +67,6 @@ class StoreCallback(Callback):
             self._writer = open_store(self.store_uri).writer(self.sweep)
         return self._writer
 
-    def _tick(self, n: int = 1) -> None:
-        if not self.progress:
-            return
-        if self._bar is None:
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(total=self.total or None, desc=f"sweep {self.sweep}",
-                             unit="trial")
-        self._bar.update(n)
 
     def _trial_row(self, trial, status: str, error: str = "") -> dict:
         cfg = trial.config["trial"]
@@ -129,19 +119,15 @@ class StoreCallback(Callback):
         status = last.get("status") if last.get("status") in _TERMINAL else "finished"
         self.writer.add_trial(self._trial_row(trial, status, str(last.get("error") or "")))
         self.writer.flush()
-        self._tick()
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.writer.add_trial(self._trial_row(trial, "failed", _error_text(trial)))
         self.writer.flush()
-        self._tick()
 
     def on_experiment_end(self, trials, **info):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-        if self._bar is not None:
-            self._bar.close()
 
 
 def _error_text(trial) -> str:
