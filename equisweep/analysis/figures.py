@@ -92,7 +92,8 @@ def _points(sel, x, color, name, group, unit, showlegend=True):
     """Trial markers with the test-loss standard error as error bars and hover details."""
     se = sel["loss_se"].to_numpy(float)
     cd = np.stack([sel["key"], sel["N"], sel["S"], sel["D"], sel["lr"], sel["C"],
-                   np.where(np.isfinite(se), se, np.nan), sel["loss_kind"]], axis=1)
+                   np.where(np.isfinite(se), se, np.nan), sel["loss_kind"], sel["size"]],
+                  axis=1)
     return go.Scatter(
         x=x, y=sel["loss"], mode="markers", name=name, legendgroup=group, showlegend=showlegend,
         marker={"color": color, "size": 7, "opacity": 0.8},
@@ -100,7 +101,8 @@ def _points(sel, x, color, name, group, unit, showlegend=True):
                  "visible": bool(np.isfinite(se).any()), "thickness": 1, "width": 2},
         customdata=cd,
         hovertemplate="trial %{customdata[0]}<br>%{customdata[7]} loss=%{y:.4g} "
-                      "± %{customdata[6]:.2g}<br>N=%{customdata[1]:.3g} params, "
+                      "± %{customdata[6]:.2g}<br>size %{customdata[8]}: "
+                      "N=%{customdata[1]:.3g} params, "
                       "steps=%{customdata[2]}<br>trajectories=%{customdata[3]}, "
                       "lr=%{customdata[4]:.3g}<br>C=%{customdata[5]:.3g} " + unit
                       + "<extra>" + name + "</extra>")

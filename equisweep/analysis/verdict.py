@@ -127,6 +127,12 @@ def _data_efficiency(pairs, points, variants):
     fitted = [f"{v}: L − E ∝ D^−β, β = {fmt_block(info['data_efficiency']['coefficients']['beta'])}"
               for v, info in variants.items() if validity.usable(info["data_efficiency"])]
     text = "; ".join(parts) + "."
+    non = [info for info in variants.values() if info.get("equivariant") is False]
+    if non:
+        augs = {bool(info.get("augment")) for info in non}
+        for flag, word in ((False, "without"), (True, "with")):
+            if flag not in augs:
+                text += f" This sweep has no non-equivariant variant trained {word} augmentation."
     text += (" Fitted: " + "; ".join(fitted) + "." if fitted else
              " No L(D) law is determined (see the data-efficiency fits below).")
     return "answered", text[0].upper() + text[1:], details
