@@ -43,6 +43,9 @@ class RelocatingScheduler(FIFOScheduler):
         self.sweep = sweep
 
     def on_trial_add(self, tune_controller, trial):
+        fork_store = trial.config.get("fork_store")
+        if self.sweep in _STORES and fork_store:  # WSD fork checkpoints live in the store
+            trial.config["fork_store"] = (_STORES[self.sweep], fork_store[1])
         target = _TUNE.get(self.sweep)
         if target is not None and trial.storage.storage_fs_path != target[1]:
             storage = copy.copy(trial.storage)

@@ -184,6 +184,12 @@ class CellSearcher(Searcher):
         with open(checkpoint_path, "rb") as f:
             self.__dict__.update(pickle.load(f))
         self._polled = 0.0  # monotonic time of another process
+        if self.forks is not None:  # the store may have moved since submission
+            from equisweep.sweep.forks import ForkStore
+            from equisweep.sweep.relocate import bound_store
+
+            self.forks = ForkStore(bound_store(self.forks.sweep, self.forks.store_uri),
+                                   self.forks.sweep)
 
 
 def trial_payload(config, data_dir: str | None) -> dict:
