@@ -91,9 +91,11 @@ class Driver:
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:]
 
-    def kill_when(self, marker: Path, timeout: float = 400) -> None:
+    def kill_when(self, marker: Path, state: Path, timeout: float = 600) -> None:
+        """SIGKILL the driver once the gated trial left its marker and Tune has written its
+        experiment state (without it there is nothing to resume from: not this test's case)."""
         deadline = time.time() + timeout
-        while not marker.exists():
+        while not (marker.exists() and any(state.glob("experiment_state-*.json"))):
             assert self.proc.poll() is None, f"driver ended early:\n{self.tail()}"
             assert time.time() < deadline, f"no {marker.name} within {timeout} s:\n{self.tail()}"
             time.sleep(0.2)
@@ -101,7 +103,7 @@ class Driver:
         self.proc.wait(timeout=30)
         self._out.close()
 
-    def wait(self, timeout: float = 400) -> int:
+    def wait(self, timeout: float = 600) -> int:
         try:
             return self.proc.wait(timeout=timeout)
         finally:
@@ -126,13 +128,14 @@ def test_driver_killed_mid_trunk_then_mid_branch_resumes_to_every_length_once(
             "EQUISWEEP_FAULT_KEYS": trunk.key,
             "EQUISWEEP_FAULT_GATE": str(tmp_path / "never-opened")}
     d = Driver(["run", str(sweep_file), *common, "--no-progress"], tmp_path / "run.log", hold)
-    d.kill_when(markers / trunk.key)
+    state = store_path / "_tune" / name
+    d.kill_when(markers / trunk.key, state)
     assert not ForkStore(str(store_path), name).ready()
     # 2. Resumed, the trunk continues from its checkpoint; the branch starts from the fork
     #    and waits at its first own row: kill the driver mid-branch.
     hold = dict(hold, EQUISWEEP_FAULT="gate@35", EQUISWEEP_FAULT_KEYS=branch.key)
     d = Driver(["resume", name, *common], tmp_path / "resume-1.log", hold)
-    d.kill_when(markers / branch.key)
+    d.kill_when(markers / branch.key, state)
     # 3. Resumed again: everything finishes.
     d = Driver(["resume", name, *common], tmp_path / "resume-2.log")
     assert d.wait() == 0, d.tail()
