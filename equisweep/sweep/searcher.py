@@ -182,7 +182,13 @@ class CellSearcher(Searcher):
     def restore(self, checkpoint_path: str):
         # Tune's own experiment folder, written by this driver: trusted like Tune's state.
         with open(checkpoint_path, "rb") as f:
-            self.__dict__.update(pickle.load(f))
+            state = pickle.load(f)
+        if "taken" not in state:  # saved before WSD: slots were handed out in order
+            state["taken"] = set(range(int(state.pop("next_slot", 0))))
+            for name, empty in (("roles", {}), ("share_hparams", {}), ("share_trunk", {}),
+                                ("trunk_ended", set()), ("_ready", set()), ("forks", None)):
+                state.setdefault(name, empty)
+        self.__dict__.update(state)
         self._polled = 0.0  # monotonic time of another process
         if self.forks is not None:  # the store may have moved since submission
             from equisweep.sweep.forks import ForkStore

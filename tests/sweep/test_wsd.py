@@ -124,3 +124,23 @@ def test_optuna_samples_per_group_and_branches_inherit_the_trunk_sample(ray_sess
     assert plan.planned_flops == pytest.approx(
         trunks.spend([trunks.Member(c.steps, c.flops_per_step, "x") for c in more.cells()],
                      0.25))
+
+
+def test_a_searcher_saved_before_wsd_restores_and_continues(tmp_path):
+    import pickle
+
+    from equisweep.sweep.plan import Slot
+    from equisweep.sweep.searcher import CellSearcher
+
+    spec = wsd_sweep("old", tmp_path / "store", steps=[20])
+    cells = spec.cells()
+    old = {"spec": spec, "slots": [Slot(c.key, {"lr": 3e-3}) for c in cells] * 2,
+           "prior": {}, "data_dir": None, "objective": "val_loss", "next_slot": 1,
+           "live": {}, "_studies": {}}  # the state the searcher pickled before WSD existed
+    path = tmp_path / "searcher.pkl"
+    path.write_bytes(pickle.dumps(old))
+    s = CellSearcher(spec, [], {})
+    s.restore(str(path))
+    assert s.next_slot == 1
+    assert s.suggest("t2")["key"] == spec.cell_trial(cells[0], {"lr": 3e-3}).key
+    assert s.suggest("t3") == CellSearcher.FINISHED
