@@ -111,7 +111,8 @@ def _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose
     tally = SweepTally(len(plan.slots))
     callbacks = [ProgressBar(tally, spec.name, stream=console.console, enabled=progress),
                  RayMetrics(tally, spec.name, plan.planned_flops)]
-    searcher = CellSearcher(spec, plan.slots, plan.prior, data_dir=data_dir, forks=forks)
+    searcher = CellSearcher(spec, plan.slots, plan.prior, data_dir=data_dir, forks=forks,
+                            done_keys=plan.done_keys)
     tuner = _make_tuner(spec, store_uri, searcher, len(plan.slots), verbose, callbacks)
     beat = Heartbeat(store, spec.name, extra=lambda: {
         "planned_trials": planned_trials, "planned_flops": planned_flops,

@@ -1,7 +1,8 @@
 """Planning a sweep without Ray: which trials are left, and what the budget admits.
 
 Resubmitting a sweep skips every trial whose key already finished in the store; Optuna cells
-count their finished trials against `samples_per_cell` and seed their studies with them.
+count their finished trials against `samples_per_cell` and seed their studies with them, and
+the searcher is handed the finished keys so that no draw of a continued study reruns one.
 Nothing here imports Ray, so a sweep that is already done costs no cluster start-up.
 
 Under `schedule: wsd` the unit of planning is the share (a group and one hyperparameter
@@ -46,6 +47,7 @@ class Plan:
     spent_flops: float  # training FLOPs the finished trials used (shared trunk steps once)
     planned_flops: float  # training FLOPs the planned slots will use (shared steps once)
     planned_points_flops: float = 0.0  # standalone FLOPs of the planned points
+    done_keys: frozenset = frozenset()  # keys whose latest status is finished (never rerun)
 
 
 def plan_sweep(spec, store, forks=None) -> Plan:
@@ -80,7 +82,7 @@ def plan_sweep(spec, store, forks=None) -> Plan:
         _assign_roles(kept, cd)
     slots = [m.obj for m in kept]
     return Plan(slots, prior, sum(done_per_cell.values()), len(skipped), spent,
-                trunks.spend(kept, cd), sum(m.total_flops for m in kept))
+                trunks.spend(kept, cd), sum(m.total_flops for m in kept), frozenset(finished))
 
 
 def _candidates(spec, finished, done_per_cell, done_samples, ready) -> list:

@@ -17,6 +17,7 @@ branches go before new trunks: they are short and release their fork checkpoints
 
 from __future__ import annotations
 
+import logging
 import pickle
 import time
 
@@ -26,11 +27,14 @@ from equisweep.sweep import faults
 from equisweep.sweep.plan import Slot
 
 _POLL_S = 1.0  # how often pending branches look for their fork checkpoints
+_DRAWS = 200  # draws of a study that repeat done keys before its space counts as used up
+log = logging.getLogger(__name__)
 
 
 class CellSearcher(Searcher):
     def __init__(self, spec, slots: list[Slot], prior: dict[str, list[tuple[dict, float]]],
-                 data_dir: str | None = None, objective: str = "val_loss", forks=None):
+                 data_dir: str | None = None, objective: str = "val_loss", forks=None,
+                 done_keys=()):
         super().__init__(metric=None, mode=None)
         self.spec = spec
         self.slots = list(slots)
@@ -47,6 +51,9 @@ class CellSearcher(Searcher):
         self._ready: set[str] = set()
         self._polled = 0.0
         self._studies: dict = {}
+        self.used: set[str] = set(done_keys)  # finished in the store, or handed out here
+        self._reserved = {spec.cell_trial(self._cells()[s.cell_key], s.hparams).key
+                          for s in self.slots if s.hparams is not None}
 
     @property
     def next_slot(self) -> int:  # slots handed out so far
@@ -103,11 +110,18 @@ class CellSearcher(Searcher):
         return None
 
     def suggest(self, trial_id: str):
-        if len(self.taken) >= len(self.slots):
-            return Searcher.FINISHED
-        i = self._pick()
-        if i is None:
-            return None  # only branches left, waiting for their forks: Tune asks again
+        while len(self.taken) < len(self.slots):
+            i = self._pick()
+            if i is None:
+                return None  # only branches left, waiting for their forks: Tune asks again
+            payload = self._suggest_slot(trial_id, i)
+            if payload is not None:
+                return payload
+        return Searcher.FINISHED
+
+    def _suggest_slot(self, trial_id: str, i: int):
+        """The trial of slot `i`, or None when it would repeat a key that finished or was
+        handed out: then the slot (under WSD its whole share) is dropped."""
         self.taken.add(i)
         slot = self.slots[i]
         cell = self._cells()[slot.cell_key]
@@ -116,9 +130,17 @@ class CellSearcher(Searcher):
         hparams = hparams if hparams is not None else slot.hparams
         if hparams is None:
             study = self._study(slot.study or slot.cell_key, slot.cell_key)
-            trial = study.ask(self.spec.optuna_space())
-            number, hparams = trial.number, dict(trial.params)
+            number, hparams = self._ask(study, slot, cell)
+            if hparams is None:
+                self._drop(slot)
+                return None
         config = self.spec.cell_trial(cell, hparams)
+        if slot.hparams is not None:  # a planned trial: the plan left out finished keys
+            self._reserved.discard(config.key)
+            if config.key in self.used:
+                self._drop(slot)
+                return None
+        self.used.add(config.key)
         if slot.share:
             self.share_hparams.setdefault(slot.share, dict(config.hparams))
         if slot.role in ("trunk", None) or number is not None:
@@ -130,6 +152,35 @@ class CellSearcher(Searcher):
                 else None
             self.roles[trial_id] = (slot.role, slot.share, config.key)
         return payload
+
+    def _ask(self, study, slot: Slot, cell) -> tuple[int | None, dict | None]:
+        """A draw of `study` none of whose trial keys (under WSD: every length of its share)
+        finished, was handed out or is planned with fixed hparams. A seeded sampler replays
+        its first draws when a finished sweep is resubmitted with more samples per cell, so
+        a repeat is told as failed (TPE models only completed trials) and drawn again."""
+        import optuna
+
+        space = self.spec.optuna_space()
+        cells = self._cells()
+        lengths = [o.cell_key for o in self.slots if slot.share and o.share == slot.share]
+        for _ in range(_DRAWS):
+            trial = study.ask(space)
+            hp = self.spec.cell_trial(cell, dict(trial.params)).hparams
+            keys = {self.spec.cell_trial(cells[c], hp).key for c in lengths or [cell.key]}
+            if not keys & (self.used | self._reserved):
+                self.used |= keys  # the share's branches inherit this sample
+                return trial.number, dict(trial.params)
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+        log.warning("sweep %s, cell %s: %d draws repeated finished or running trials (the "
+                    "search space is used up): one sample fewer", self.spec.name,
+                    cell.key, _DRAWS)
+        return None, None
+
+    def _drop(self, slot: Slot) -> None:
+        """Never run a slot twice: it (and the rest of its WSD share) is taken, unrun."""
+        for j, other in enumerate(self.slots):
+            if other is slot or (slot.share and other.share == slot.share):
+                self.taken.add(j)
 
     def _wsd_payload(self, slot: Slot, key: str) -> dict:
         if slot.role == "trunk":
@@ -188,6 +239,8 @@ class CellSearcher(Searcher):
             for name, empty in (("roles", {}), ("share_hparams", {}), ("share_trunk", {}),
                                 ("trunk_ended", set()), ("_ready", set()), ("forks", None)):
                 state.setdefault(name, empty)
+        for name in ("used", "_reserved"):  # saved before repeats were checked
+            state.setdefault(name, set())
         self.__dict__.update(state)
         self._polled = 0.0  # monotonic time of another process
         if self.forks is not None:  # the store may have moved since submission
