@@ -20,12 +20,26 @@ def _isolated_cache(tmp_path_factory):
     yield
 
 
+@pytest.fixture(autouse=True)
+def _environment_restored():
+    """Each test leaves os.environ as it found it. Ray and equisweep set variables in the
+    process that starts or joins Ray (RAY_AUTH_MODE=token, ...); every CLI driver a later
+    test spawns would inherit them and behave as no user's fresh shell does (no token
+    notice in its log), so tests would pass or fail by their order."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     """The one local Ray every Ray-using test shares (start-up costs seconds)."""
     import ray
 
     if not ray.is_initialized():
+        saved = dict(os.environ)
         ray.init(
             address="local",
             num_cpus=2,
@@ -33,6 +47,10 @@ def ray_session():
             log_to_driver=False,
             configure_logging=False,
         )
+        # ray.init leaves RAY_AUTH_MODE=token (and RAY_CLIENT_MODE, PYTHONBREAKPOINT, ...)
+        # in os.environ; this Ray has read them, the drivers later tests spawn must not.
+        os.environ.clear()
+        os.environ.update(saved)
     yield ray
     ray.shutdown()
 
