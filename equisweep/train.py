@@ -96,6 +96,15 @@ class WindowSampler:
         ).numpy()
         self._epoch = epoch
 
+    def tokens(self, step: int, batch_size: int) -> int:
+        """The padded length of `batch(step, batch_size)` (its largest scene), unbuilt."""
+        longest = 0
+        for pos in range(step * batch_size, (step + 1) * batch_size):
+            epoch, i = divmod(pos, self.n)
+            self._load_epoch(epoch)
+            longest = max(longest, self.dataset.scene_tokens(int(self._order[i])))
+        return longest
+
     def batch(self, step: int, batch_size: int) -> dict:
         samples = []
         for pos in range(step * batch_size, (step + 1) * batch_size):
@@ -103,6 +112,23 @@ class WindowSampler:
             self._load_epoch(epoch)
             samples.append(self.dataset.sample(int(self._order[i]), int(self._starts[i])))
         return collate(samples)
+
+
+def training_flops(config: dict, path, start: int = 0) -> float:
+    """The training FLOPs `train` counts for steps start..steps of `config` on the dataset at
+    `path`: each step at its batch's padded length, exactly as the trainer adds them up.
+    The spec's `flops_per_step` counts every step at the largest possible scene, a bound."""
+    task = TaskConfig.from_dict(config["task"])
+    train_ds = RigidBodyDataset(path, split="train", limit=int(config["train_trajectories"]),
+                                seed=int(config["seed"]), delta=task.delta)
+    sampler = WindowSampler(train_ds, int(config["seed"]))
+    batch_size = int(config["training"]["batch_size"])
+    per_length: dict[int, int] = {}
+    for step in range(int(start), int(config["steps"])):
+        v = sampler.tokens(step, batch_size)
+        per_length[v] = per_length.get(v, 0) + 1
+    return float(sum(n * count_flops(config["family"], config["size"], tokens=v,
+                                     batch_size=batch_size) for v, n in per_length.items()))
 
 
 def _equivariance_batch(dataset: RigidBodyDataset, batch_size: int) -> dict:

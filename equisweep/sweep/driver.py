@@ -89,6 +89,12 @@ def _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose
     _note_ray_logs(console)
     _build_dataset(spec, data_dir, progress)
     planned_trials = len(plan.slots) + plan.done
+    # The plan's FLOPs bound every step at the largest scene (what the budget admits); with
+    # the dataset built they are counted as the trainer will, and the spent ones as it did,
+    # so a finished sweep's spend equals its plan.
+    plan.planned_flops = _exact_planned_flops(spec, plan, data_dir)
+    plan.spent_flops = float(store.flops_spent(spec.name).get(spec.name, 0.0))
+    summary.update(planned_flops=plan.planned_flops, spent_flops=plan.spent_flops)
     planned_flops = plan.planned_flops + plan.spent_flops
     summary["baselines"] = record_baselines(spec, store, data_dir)
     store.write_sweep_meta(spec.name, {
@@ -180,6 +186,26 @@ def _build_dataset(spec, data_dir, progress) -> None:
     from equisweep.task import ensure_dataset
 
     ensure_dataset(spec.task, cache_dir=data_dir, executor=RayExecutor(), progress=progress)
+
+
+def _exact_planned_flops(spec, plan, data_dir) -> float:
+    """Training FLOPs of the planned slots on the built dataset, each step at its batch's
+    padded length (`equisweep.train.training_flops`); a WSD branch or forked slot trains
+    from its fork step (the steps before are its trunk's, counted there)."""
+    from equisweep.task.generate import dataset_path
+    from equisweep.train import training_flops
+
+    path = dataset_path(spec.task, data_dir)
+    cells = {c.key: c for c in spec.cells()}
+    per_slot: dict[tuple, float] = {}  # hparams never change which batches a trial sees
+    total = 0.0
+    for slot in plan.slots:
+        start = (slot.fork_step or 0) if slot.role in ("branch", "forked") else 0
+        if (slot.cell_key, start) not in per_slot:
+            config = spec.cell_trial(cells[slot.cell_key], slot.hparams).to_dict()
+            per_slot[slot.cell_key, start] = training_flops(config, path, start)
+        total += per_slot[slot.cell_key, start]
+    return total
 
 
 def record_baselines(spec, store, data_dir) -> list[dict]:

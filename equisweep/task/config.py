@@ -168,7 +168,8 @@ class TaskConfig:
 
     def max_tokens(self) -> int:
         """Vertex tokens of the largest possible scene: the most bodies, each of the shape
-        with the most vertices. Trial FLOPs and the budget are counted at this length."""
+        with the most vertices. The spec's `flops_per_step` and the budget count every step at
+        this length (a bound); the trainer counts each step at its batch's padded length."""
         from equisweep.task.shapes import vertex_count  # shapes pulls in scipy
 
         return int(self.bodies[1]) * max(vertex_count(kind, self.vertices) for kind in self.shapes)

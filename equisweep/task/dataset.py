@@ -117,6 +117,11 @@ class RigidBodyDataset(torch.utils.data.Dataset):
         index %= len(self)
         return self.sample(index, self.window_start(index))
 
+    def scene_tokens(self, index: int) -> int:
+        """Vertex tokens of trajectory `index`'s scene (what `sample` returns V of)."""
+        b0, b1 = self.body_start[index], self.body_start[index + 1]
+        return int(self.vert_start[b1] - self.vert_start[b0])
+
     def sample(self, index: int, start: int) -> dict[str, np.ndarray]:
         """Trajectory `index`, input frames start and start+1, target start+1+delta."""
         b0, b1 = self.body_start[index], self.body_start[index + 1]

@@ -123,3 +123,31 @@ def test_resubmitted_with_more_samples_on_ray_reruns_no_finished_trial(ray_sessi
     rows = open_store(store_path).trials(sweep="resample").to_pylist()
     assert len(rows) == 4 and {r["status"] for r in rows} == {"finished"}
     assert len({r["key"] for r in rows} - done) == 2  # the new samples are new keys
+
+
+def _planned_and_spent(store_path, sweep):
+    store = open_store(store_path)
+    return store.read_sweep_meta(sweep)["planned_flops"], store.flops_spent(sweep)[sweep]
+
+
+@pytest.mark.slow
+def test_a_finished_sweep_spent_exactly_the_training_flops_it_planned(ray_session, tmp_path):
+    """Nothing cut, nothing failed: the plan (steps at their batches' padded lengths, not at
+    the largest possible scene) is what the trainers counted, on the first submission and,
+    cumulatively, on a resubmission with more samples."""
+    from equisweep.sweep.driver import run_sweep
+
+    store_path = tmp_path / "store"
+    spec = _spec(store_path, "optuna", 1)
+    summary = run_sweep(spec, store_uri=str(store_path), progress=False)
+    assert summary["errors"] == 0
+    planned, spent = _planned_and_spent(store_path, "resample")
+    assert spent == pytest.approx(planned, rel=1e-12)
+    assert summary["planned_flops"] == pytest.approx(planned, rel=1e-12)
+    # The spec's per-step count is a bound (every step at the largest scene).
+    assert spent < sum(t.flops for t in spec.cells())
+    again = run_sweep(_spec(store_path, "optuna", 2), store_uri=str(store_path),
+                      progress=False)
+    assert again["errors"] == 0 and again["spent_flops"] == pytest.approx(spent, rel=1e-12)
+    planned, spent = _planned_and_spent(store_path, "resample")
+    assert spent == pytest.approx(planned, rel=1e-12)

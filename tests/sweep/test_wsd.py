@@ -112,6 +112,10 @@ def test_optuna_samples_per_group_and_branches_inherit_the_trunk_sample(ray_sess
         assert sorted(lengths) == [20, 40]
         assert lengths[20]["trunk"] == lengths[40]["key"] == lengths[40]["trunk"]
         assert lengths[20]["fork_step"] == 15
+    # Shared trunk steps counted once on both sides: the spend is the plan, exactly.
+    store = open_store(store_path)
+    assert store.flops_spent(spec.name)[spec.name] == pytest.approx(
+        store.read_sweep_meta(spec.name)["planned_flops"], rel=1e-12)
     # Resubmitting with a third sample per cell adds one share (both lengths), nothing else.
     more = wsd_sweep("wsd-optuna", store_path, steps=[20, 40],
                      search={"method": "optuna", "samples_per_cell": 3,
