@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
@@ -23,6 +22,7 @@ import pyarrow.parquet as pq
 
 from equisweep.errors import UserError
 from equisweep.store import dedup, fragments, location
+from equisweep.store import where as where_
 from equisweep.store.fragments import DamagedFragmentWarning  # noqa: F401  (public name)
 from equisweep.store.naming import validate_sweep_name
 from equisweep.store.schema import (
@@ -41,6 +41,8 @@ from equisweep.store.schema import (
     baseline_row,
     fill_derived,
 )
+from equisweep.store.skill import with_skill
+from equisweep.store.spend import flops_at_forks
 from equisweep.store.writer import SUMMARY_KEY, StoreWriter, decode_summary, write_fragment
 
 log = logging.getLogger("equisweep.store")
@@ -61,6 +63,18 @@ def _warn_damaged(path: str, err: BaseException | str) -> None:
     fragments.report(fragments.Problem(path, reason))
 
 
+def _guarded(frag, read):
+    """read() of one fragment; None when it vanished meanwhile (a concurrent delete: logged)
+    or is damaged (reported once, skipped)."""
+    try:
+        return read()
+    except FileNotFoundError:
+        log.info("results file vanished while reading: %s", frag.path)
+    except (OSError, pa.ArrowException) as err:
+        _warn_damaged(frag.path, err)
+    return None
+
+
 def _empty(schema: pa.Schema) -> pa.Table:
     return schema.empty_table()
 
@@ -76,9 +90,6 @@ FINAL_SCHEMA = pa.schema(
     # 1 − test_loss / (constant-velocity test loss on the same windows); null without one.
     + [pa.field("skill", pa.float64())]
 )
-# The baseline `skill` is measured against (task/baselines.py REFERENCE; kept as a literal
-# so reading a store never imports torch).
-SKILL_BASELINE = "constant_velocity"
 
 
 class Store:
@@ -216,26 +227,26 @@ class Store:
                 return table if wanted is None else table.select(wanted)
         except (OSError, pa.ArrowException):
             pass  # some fragment is damaged or vanished: find which, keep the rest
-        parts = []
-        for frag in frags:
-            try:
-                part = self._dataset([frag], schema).to_table(columns=columns, filter=filter)
-            except FileNotFoundError:
-                log.info("results file vanished while reading: %s", frag.path)
-                continue
-            except (OSError, pa.ArrowException) as err:
-                _warn_damaged(frag.path, err)
-                continue
-            problem = fragments.null_problem(part, file_schema)
-            if problem:
-                _warn_damaged(frag.path, problem)
-            else:
-                parts.append(part)
+        parts = [p for p in (self._read_one(f, schema, file_schema, columns, filter)
+                             for f in frags) if p is not None]
         if not parts:
             return _empty(schema if wanted is None else pa.schema([schema.field(c)
                                                                    for c in wanted]))
         table = pa.concat_tables(parts)
         return table if wanted is None else table.select(wanted)
+
+    def _read_one(self, frag, schema, file_schema, columns=None, filter=None):
+        """One fragment as a table, or None (reported) when it is damaged or has null keys;
+        None, quietly, when it vanished (a concurrent compaction or delete)."""
+        part = _guarded(frag, lambda: self._dataset([frag], schema).to_table(
+            columns=columns, filter=filter))
+        if part is None:
+            return None
+        problem = fragments.null_problem(part, file_schema)
+        if problem:
+            _warn_damaged(frag.path, problem)
+            return None
+        return part
 
     def trials(self, sweep: str | None = None, where=None) -> pa.Table:
         """One row per (sweep, key): the last-written trial row, sorted by sweep and key."""
@@ -243,7 +254,7 @@ class Store:
         t = t.take(dedup.last_per_group(t, ["sweep", "key"], [SEQ]))
         t = t.sort_by([("sweep", "ascending"), ("key", "ascending")])
         t = fill_derived(t.drop_columns([SEQ]))  # old stores: typed columns from their JSON
-        return _filtered(t.cast(TRIAL_SCHEMA), where)
+        return where_.filter_table(t.cast(TRIAL_SCHEMA), where)
 
     def baselines(self, sweep: str | None = None, where=None) -> pa.Table:
         """Zero-parameter baselines: one row per (sweep, dataset, delta, split, baseline)
@@ -252,7 +263,7 @@ class Store:
         group = ["sweep", *BASELINE_KEY]
         t = t.take(dedup.last_per_group(t, group, [SEQ]))
         t = t.sort_by([(c, "ascending") for c in group])
-        return _filtered(t.drop_columns([SEQ]).cast(BASELINE_SCHEMA), where)
+        return where_.filter_table(t.drop_columns([SEQ]).cast(BASELINE_SCHEMA), where)
 
     def done_keys(self, sweep: str) -> set[str]:
         """Keys whose latest trial row says "finished" (what a resumed sweep skips)."""
@@ -268,12 +279,12 @@ class Store:
         """
         expr, pushdown = None, None
         if where is not None:
-            expr, pushdown = _compile_where(where, METRIC_SCHEMA)
+            expr, pushdown = where_.compile_for(where, METRIC_SCHEMA)
         t = self._read("metrics", sweep, _METRIC_SCAN_SCHEMA, filter=pushdown)
         t = dedup.dedup_metrics(t)
         t = t.drop_columns([SEQ])
         if expr is not None and pushdown is None:
-            t = _apply_filter(t, expr, where)
+            t = where_.apply_filter(t, expr, where)
         return t.cast(METRIC_SCHEMA)
 
     def flops_spent(self, sweep: str | None = None) -> dict[str, float]:
@@ -302,7 +313,7 @@ class Store:
             fork_at = dict(zip(forked.column("key").to_pylist(),
                                forked.column("fork_step").to_pylist()))
             if fork_at:
-                for k, shared in _flops_at_forks(keys, raw, fork_at).items():
+                for k, shared in flops_at_forks(keys, raw, fork_at).items():
                     if reached.get(k) is not None:
                         reached[k] = max(0.0, reached[k] - shared)
             out[name] = float(sum(v for v in reached.values() if v is not None))
@@ -313,13 +324,9 @@ class Store:
         frags = self._listed("metrics", sweep)  # validated from the footer read below
 
         def one(frag):
-            try:
-                footer = pq.read_metadata(frag.path, filesystem=self.filesystem)
-            except FileNotFoundError:
-                log.info("results file vanished while reading: %s", frag.path)
-                return None
-            except (OSError, pa.ArrowException) as err:
-                _warn_damaged(frag.path, err)
+            footer = _guarded(frag, lambda: pq.read_metadata(frag.path,
+                                                             filesystem=self.filesystem))
+            if footer is None:
                 return None
             problem = fragments.schema_problem(footer.schema.to_arrow_schema(),
                                                METRIC_FILE_SCHEMA)
@@ -347,18 +354,9 @@ class Store:
             elif res is not None:
                 missing.append(res)
         for frag in missing:
-            try:
-                full = self._dataset([frag], METRIC_READ_SCHEMA).to_table()
-            except FileNotFoundError:
-                continue
-            except (OSError, pa.ArrowException) as err:
-                _warn_damaged(frag.path, err)
-                continue
-            problem = fragments.null_problem(full, METRIC_FILE_SCHEMA)
-            if problem:
-                _warn_damaged(frag.path, problem)
-                continue
-            parts.append(dedup.fragment_candidates(full))
+            full = self._read_one(frag, METRIC_READ_SCHEMA, METRIC_FILE_SCHEMA)
+            if full is not None:
+                parts.append(dedup.fragment_candidates(full))
         if not parts:
             return _empty(CANDIDATE_SCHEMA)
         return pa.concat_tables([p.select(CANDIDATE_SCHEMA.names).cast(CANDIDATE_SCHEMA)
@@ -379,10 +377,10 @@ class Store:
                     joined = joined.append_column(f, pa.nulls(joined.num_rows, f.type))
         else:
             joined = trials.join(rows, keys=["sweep", "key"], join_type="left outer")
-        joined = _with_skill(joined, self.baselines(sweep))
+        joined = with_skill(joined, self.baselines(sweep))
         joined = joined.select(FINAL_SCHEMA.names).cast(FINAL_SCHEMA)
         joined = joined.sort_by([("sweep", "ascending"), ("key", "ascending")])
-        return _filtered(joined, where)
+        return where_.filter_table(joined, where)
 
     def check(self):
         """Read every file in full; see `equisweep.store.check.check_store`."""
@@ -393,75 +391,6 @@ class Store:
 
 _FILE_SCHEMAS = {"trials": TRIAL_FILE_SCHEMA, "metrics": METRIC_FILE_SCHEMA,
                  "baselines": BASELINE_FILE_SCHEMA}
-
-
-def _with_skill(final: pa.Table, baselines: pa.Table) -> pa.Table:
-    """Add `skill` = 1 − test_loss / reference test loss, matched on (sweep, dataset, delta)."""
-    if "skill" in final.column_names:
-        final = final.drop_columns(["skill"])
-    ref = baselines.filter((pc.field("split") == "test")
-                           & (pc.field("baseline") == SKILL_BASELINE))
-    ref = ref.select(["sweep", "dataset", "delta", "loss"]).rename_columns(
-        ["sweep", "dataset", "delta", "_ref"])
-    if final.num_rows == 0 or ref.num_rows == 0 or "dataset" not in final.column_names:
-        return final.append_column("skill", pa.nulls(final.num_rows, pa.float64()))
-    order = pa.array(range(final.num_rows), pa.int64())
-    joined = final.append_column("_row", order).join(
-        ref, keys=["sweep", "dataset", "delta"], join_type="left outer")
-    joined = joined.sort_by("_row")
-    ratio = pc.divide(joined.column("test_loss").cast(pa.float64()), joined.column("_ref"))
-    skill = pc.subtract(pa.scalar(1.0), ratio)
-    return joined.drop_columns(["_row", "_ref"]).append_column("skill", skill)
-
-
-def _flops_at_forks(keys, raw: pa.Table, fork_at: dict) -> dict[str, float]:
-    """Branch key -> its cumulative FLOPs at its fork step, from the rows either side."""
-    below: dict[str, tuple[int, float]] = {}  # last (step, flops) at or before the fork
-    above: dict[str, tuple[int, float]] = {}  # first (step, flops) after it
-    for k, st, fl in zip(keys.to_pylist(), raw.column("step").to_pylist(),
-                         raw.column("flops").to_pylist()):
-        f = fork_at.get(k)
-        if f is None or fl is None:
-            continue
-        if st <= f and st >= below.get(k, (0, 0.0))[0]:
-            below[k] = (st, fl)
-        elif st > f and st < above.get(k, (math.inf, 0.0))[0]:
-            above[k] = (st, fl)
-    out = {}
-    for k, f in fork_at.items():
-        s1, f1 = below.get(k, (0, 0.0))
-        if k in above:
-            s2, f2 = above[k]
-            out[k] = f1 + (f2 - f1) * (f - s1) / (s2 - s1)
-        elif k in below:
-            out[k] = f1  # nothing past the fork yet: all it has is shared
-    return out
-
-
-def _compile_where(where, schema: pa.Schema):
-    """(expression, pushdown) — pushdown is set when it only names dedup-group columns."""
-    if isinstance(where, pc.Expression):
-        return where, None
-    from equisweep.store.where import compile_where
-
-    expr, names = compile_where(where, schema.names)
-    _apply_filter(_empty(schema), expr, where)  # type errors surface before any scan
-    pushdown = expr if names <= {"sweep", "key", "step"} else None
-    return expr, pushdown
-
-
-def _filtered(table: pa.Table, where) -> pa.Table:
-    if where is None:
-        return table
-    expr, _ = _compile_where(where, table.schema)
-    return _apply_filter(table, expr, where)
-
-
-def _apply_filter(table: pa.Table, expr, text) -> pa.Table:
-    try:
-        return table.filter(expr)
-    except (pa.ArrowException, TypeError) as err:
-        raise UserError(f"cannot apply --where {text!r}: {' '.join(str(err).split())}") from err
 
 
 def open_store(uri, *, filesystem: pafs.FileSystem | None = None, must_exist: bool = False):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import math
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from equisweep.errors import UserError
@@ -162,3 +163,27 @@ def _node(node, known, used):
         return _operand(node, known, used)
     raise _Bad(f"{ast.unparse(node)!r} is not a comparison (allowed: == != < <= > >= in, "
                "and, or, not)")
+
+
+def compile_for(where, schema: pa.Schema):
+    """(expression, pushdown) — pushdown is set when it only names dedup-group columns."""
+    if isinstance(where, pc.Expression):
+        return where, None
+    expr, names = compile_where(where, schema.names)
+    apply_filter(schema.empty_table(), expr, where)  # type errors surface before any scan
+    pushdown = expr if names <= {"sweep", "key", "step"} else None
+    return expr, pushdown
+
+
+def filter_table(table: pa.Table, where) -> pa.Table:
+    if where is None:
+        return table
+    expr, _ = compile_for(where, table.schema)
+    return apply_filter(table, expr, where)
+
+
+def apply_filter(table: pa.Table, expr, text) -> pa.Table:
+    try:
+        return table.filter(expr)
+    except (pa.ArrowException, TypeError) as err:
+        raise UserError(f"cannot apply --where {text!r}: {' '.join(str(err).split())}") from err

@@ -123,15 +123,20 @@ class S3:
 
 @pytest.fixture(scope="module")
 def s3_bucket():
-    with moto_s3("untrusted") as (_, bucket, _env):
-        yield bucket
+    with moto_s3("untrusted") as (_, bucket, env):
+        yield bucket, env
 
 
 @pytest.fixture(params=["local", "s3"])
-def backend(request, tmp_path):
+def backend(request, tmp_path, monkeypatch):
     if request.param == "local":
         return Local(tmp_path)
-    return S3(request.getfixturevalue("s3_bucket"))
+    bucket, env = request.getfixturevalue("s3_bucket")
+    # The server lives for the module, but every test starts from the environment it found
+    # (tests/conftest.py restores os.environ after each test): point this one at the server.
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return S3(bucket)
 
 
 def _good_store(backend) -> None:
