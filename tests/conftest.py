@@ -20,17 +20,23 @@ def _isolated_cache(tmp_path_factory):
     yield
 
 
+def _ray_variables() -> dict:
+    return {k: v for k, v in os.environ.items() if k.startswith("RAY_") or k == "PYTHONBREAKPOINT"}
+
+
 @pytest.fixture(autouse=True)
-def _environment_restored():
-    """Each test leaves os.environ as it found it. Ray and equisweep set variables in the
-    process that starts or joins Ray (RAY_AUTH_MODE=token, ...); every CLI driver a later
-    test spawns would inherit them and behave as no user's fresh shell does (no token
-    notice in its log), so tests would pass or fail by their order."""
-    saved = dict(os.environ)
+def _ray_environment_restored():
+    """Each test leaves Ray's variables in os.environ as it found them. Ray and equisweep set
+    them in the process that starts or joins Ray (RAY_AUTH_MODE=token, ...); every CLI
+    driver a later test spawns would inherit them and behave as no user's fresh shell does
+    (no token notice in its log), so tests would pass or fail by their order. Only Ray's:
+    a wider-scoped fixture a test requests lazily (moto's AWS variables) sets others that
+    must outlive the test."""
+    saved = _ray_variables()
     yield
-    if os.environ != saved:
-        os.environ.clear()
-        os.environ.update(saved)
+    for k in set(_ray_variables()) - set(saved):
+        os.environ.pop(k, None)
+    os.environ.update(saved)
 
 
 @pytest.fixture(scope="session")
