@@ -363,6 +363,10 @@ def world(tmp_path, datasets, monkeypatch):
     import ray
 
     monkeypatch.setattr(ray, "init", no_ray)
+    # `equisweep` runs in a fresh process, where no Ray is connected yet; earlier tests of
+    # this pytest process may have left their shared Ray up, which would make the driver
+    # take the joined-cluster path instead of the embedded Ray's preflight.
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
     return tmp_path
 
 

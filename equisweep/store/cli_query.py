@@ -67,6 +67,11 @@ def _select(table, columns_arg: str | None, default: tuple[str, ...] | None = No
     return table.select(wanted)
 
 
+def _mapping(v) -> dict:
+    """`v` if it is a mapping, else {}: stored metadata is read as untrusted input."""
+    return v if isinstance(v, dict) else {}
+
+
 def searched_hparams(store, name: str | None) -> set[str] | None:
     """The hyperparameters the sweep (every sweep, without a name) searches, from the spec
     the driver stored; None when no sweep has one (rows written by other tools)."""
@@ -76,7 +81,7 @@ def searched_hparams(store, name: str | None) -> set[str] | None:
         return None
     out = set()
     for meta in metas:
-        params = ((meta.get("spec") or {}).get("search") or {}).get("params") or {}
+        params = _mapping(_mapping(_mapping(meta.get("spec")).get("search")).get("params"))
         out |= {k for k, v in params.items() if isinstance(v, dict)}  # a number is fixed
     return out
 
