@@ -177,9 +177,19 @@ def approach2(curves, n_boot, seed):
 
 
 def best_per_d(sel):
-    """One point per train_trajectories: the lowest validation loss (fitted loss where no
-    validation loss was recorded)."""
+    """The data axis of one variant: one point per train_trajectories, at one training compute.
+
+    L(D) is asked at a fixed compute (2410.23179), so the points come from the one (N, S), a
+    model size trained for one length, that was run at the most train-set sizes (ties: the
+    larger compute); taking each D's best over every length would put a longer run at the
+    largest D. Per D the lowest validation loss wins (fitted loss where none was recorded)."""
     d = sel[np.isfinite(sel["D"]) & (sel["D"] > 0)]
+    if d.empty:
+        return d
+    axes = d.groupby(["N", "S"])["D"].nunique().rename("n_d").reset_index()
+    axes["C"] = axes["N"] * axes["S"]
+    pick = axes.sort_values(["n_d", "C"], ascending=False, kind="stable").iloc[0]
+    d = d[(d["N"] == pick["N"]) & (d["S"] == pick["S"])]
     rank = np.where(np.isfinite(d["val_loss"]), d["val_loss"], d["loss"])
     d = d.assign(_rank=rank).sort_values(["_rank", "key"], kind="stable")
     return d.groupby("D", sort=True).head(1).sort_values("D")
@@ -197,7 +207,8 @@ def data_efficiency(sel, n_boot, seed, workers):
     blocks["beta"] = blocks.pop("gamma")
     out = {
         **check,
-        "form": "L(D) = E + B*D^-beta, D = train_trajectories, best (by val loss) point per D",
+        "form": ("L(D) = E + B*D^-beta, D = train_trajectories, at the (N, S) run at the most D; "
+                 "best (by val loss) point per D"),
         "data": {"n_points": int(len(best)), "D": D.tolist(), "loss": L.tolist(),
                  "keys": best["key"].tolist(),
                  "epochs": [None if not np.isfinite(e) else float(e) for e in best["epochs"]]},

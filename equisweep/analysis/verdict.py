@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from equisweep.analysis import validity
+from equisweep.analysis.sections import best_per_d
 
 Z95 = 1.959963984540054
 QUESTIONS = {
@@ -87,13 +88,9 @@ def fmt_block(b: dict, digits=2) -> str:
 
 
 def _best_by_d(points, variant) -> dict:
-    sel = points[points["variant"] == variant]
-    sel = sel[np.isfinite(sel["D"])]
-    out = {}
-    for d, g in sel.groupby("D"):
-        rank = np.where(np.isfinite(g["val_loss"]), g["val_loss"], g["loss"])
-        out[float(d)] = g.iloc[int(np.argmin(rank))]
-    return out
+    """{D: point} on the variant's data axis (sections.best_per_d: one compute, best per D)."""
+    axis = best_per_d(points[points["variant"] == variant])
+    return {float(r["D"]): r for _, r in axis.iterrows()}
 
 
 def _data_efficiency(pairs, points, variants):
