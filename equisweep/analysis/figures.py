@@ -11,6 +11,7 @@ from plotly.subplots import make_subplots
 
 from equisweep.analysis import validity
 from equisweep.analysis.data import SweepData
+from equisweep.analysis.sections import best_per_d
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
 BASELINE_STYLE = {"constant_velocity": "dash", "copy_last": "dot", "ballistic": "longdash"}
@@ -144,9 +145,20 @@ def fig_data(data: SweepData, fits: dict, points) -> go.Figure:
     missing = []
     for v, info in fits["variants"].items():
         sel = points[points["variant"] == v]
-        fig.add_trace(_points(sel, sel["D"], col[v], f"{v} points", v, unit), 1, 1)
-        fig.add_trace(_points(sel, sel["epochs"], col[v], f"{v} points", v, unit,
-                              showlegend=False), 1, 2)
+        # the fit's points (one N and S: a fixed compute) joined by a line; the variant's
+        # other points faded, as they differ in compute as well as in D
+        axis = best_per_d(sel)
+        rest = sel[~sel["key"].isin(axis["key"])]
+        for x_col, c in (("D", 1), ("epochs", 2)):
+            if len(axis):
+                n, s_ = axis["N"].iloc[0], axis["S"].iloc[0]
+                t = _points(axis, axis[x_col], col[v], f"{v} at fixed compute (N={n:.3g}, "
+                            f"S={s_:.3g})", v, unit, showlegend=c == 1)
+                fig.add_trace(t.update(mode="lines+markers", line={"width": 1}), 1, c)
+            if len(rest):
+                t = _points(rest, rest[x_col], col[v], f"{v} other sizes and lengths", v, unit,
+                            showlegend=c == 1)
+                fig.add_trace(t.update(marker={"opacity": 0.2}), 1, c)
         de = info["data_efficiency"]
         if validity.usable(de) and "curve" in de:
             for t in _band_traces(de["curve"]["D"], de["curve"]["L"], col[v],

@@ -64,3 +64,29 @@ def test_no_train_set_sizes_no_points():
     t = pd.DataFrame({"key": ["a"], "N": [1e3], "S": [100.0], "D": [np.nan],
                       "val_loss": [0.1], "loss": [0.1]})
     assert best_per_d(t).empty
+
+
+def test_the_data_figure_joins_the_fitted_points_and_fades_the_rest(full_store):
+    """Figure 2 draws, per variant, the data-efficiency fit's own points (one compute) as the
+    line, and every other point of the variant faded: a longer run at some D is not read as
+    a data-axis point."""
+    from equisweep.analysis import tuned
+    from equisweep.analysis.analyze import analyze_data
+    from equisweep.analysis.data import load_sweep
+    from equisweep.analysis.figures import fig_data
+
+    data = load_sweep(full_store, "study")
+    fits = analyze_data(data, n_boot=0, workers=1)
+    points, _ = tuned.select(data.final, "tuned")
+    fig = fig_data(data, fits, points)
+    for v, info in fits["variants"].items():
+        axis = best_per_d(points[points["variant"] == v])
+        (line,) = [t for t in fig.data if t.name.startswith(f"{v} at fixed compute")
+                   and t.xaxis == "x"]
+        assert line.mode == "lines+markers"
+        assert [c[0] for c in line.customdata] == axis["key"].tolist()
+        assert list(line.x) == axis["D"].tolist() == info["data_efficiency"]["data"]["D"]
+        (rest,) = [t for t in fig.data if t.name == f"{v} other sizes and lengths"
+                   and t.xaxis == "x"]
+        assert rest.marker.opacity < 0.5
+        assert len(rest.x) + len(line.x) == int((points["variant"] == v).sum())
