@@ -96,39 +96,52 @@ class WindowSampler:
         ).numpy()
         self._epoch = epoch
 
-    def tokens(self, step: int, batch_size: int) -> int:
-        """The padded length of `batch(step, batch_size)` (its largest scene), unbuilt."""
-        longest = 0
+    def _draws(self, step: int, batch_size: int):
+        """(trajectory, window start) of each sample of batch `step`."""
         for pos in range(step * batch_size, (step + 1) * batch_size):
             epoch, i = divmod(pos, self.n)
             self._load_epoch(epoch)
-            longest = max(longest, self.dataset.scene_tokens(int(self._order[i])))
-        return longest
+            yield int(self._order[i]), int(self._starts[i])
+
+    def batch_tokens(self, steps: int, batch_size: int) -> np.ndarray:
+        """The padded length (largest scene) of each of batches 0..steps-1, unbuilt: what
+        `batch(step, batch_size)["x0"].shape[1]` will be."""
+        per_scene = self.dataset.scene_tokens()
+        order = np.empty(steps * batch_size, dtype=np.int64)
+        for epoch in range((order.size + self.n - 1) // self.n):
+            self._load_epoch(epoch)
+            part = order[epoch * self.n:(epoch + 1) * self.n]
+            part[:] = self._order[:part.size]
+        return per_scene[order].reshape(steps, batch_size).max(axis=1)
 
     def batch(self, step: int, batch_size: int) -> dict:
-        samples = []
-        for pos in range(step * batch_size, (step + 1) * batch_size):
-            epoch, i = divmod(pos, self.n)
-            self._load_epoch(epoch)
-            samples.append(self.dataset.sample(int(self._order[i]), int(self._starts[i])))
-        return collate(samples)
+        return collate([self.dataset.sample(i, start) for i, start in
+                        self._draws(step, batch_size)])
 
 
-def training_flops(config: dict, path, start: int = 0) -> float:
-    """The training FLOPs `train` counts for steps start..steps of `config` on the dataset at
-    `path`: each step at its batch's padded length, exactly as the trainer adds them up.
-    The spec's `flops_per_step` counts every step at the largest possible scene, a bound."""
+def batch_tokens(config: dict, path, steps: int | None = None) -> np.ndarray:
+    """The padded token length of each training batch 0..steps-1 (default: the config's
+    steps) of `config` on the dataset at `path`; it depends only on the train set, the seed
+    and the batch size, so trials that share those share it."""
     task = TaskConfig.from_dict(config["task"])
     train_ds = RigidBodyDataset(path, split="train", limit=int(config["train_trajectories"]),
                                 seed=int(config["seed"]), delta=task.delta)
     sampler = WindowSampler(train_ds, int(config["seed"]))
+    steps = int(config["steps"]) if steps is None else int(steps)
+    return sampler.batch_tokens(steps, int(config["training"]["batch_size"]))
+
+
+def training_flops(config: dict, path, start: int = 0, tokens: np.ndarray | None = None) -> float:
+    """The training FLOPs `train` counts for steps start..steps of `config` on the dataset at
+    `path`: each step at its batch's padded length, exactly as the trainer adds them up.
+    The spec's `flops_per_step` counts every step at the largest possible scene, a bound.
+    `tokens`: `batch_tokens(config, path)` (or a longer run's), when already computed."""
+    tokens = batch_tokens(config, path) if tokens is None else tokens
+    lengths, counts = np.unique(tokens[int(start):int(config["steps"])], return_counts=True)
     batch_size = int(config["training"]["batch_size"])
-    per_length: dict[int, int] = {}
-    for step in range(int(start), int(config["steps"])):
-        v = sampler.tokens(step, batch_size)
-        per_length[v] = per_length.get(v, 0) + 1
-    return float(sum(n * count_flops(config["family"], config["size"], tokens=v,
-                                     batch_size=batch_size) for v, n in per_length.items()))
+    return float(sum(int(n) * count_flops(config["family"], config["size"], tokens=int(v),
+                                          batch_size=batch_size)
+                     for v, n in zip(lengths, counts)))
 
 
 def _equivariance_batch(dataset: RigidBodyDataset, batch_size: int) -> dict:

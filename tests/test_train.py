@@ -160,3 +160,30 @@ def test_wsd_branch_from_a_trunk_fork_is_its_standalone_run(tmp_path):
     for a, b in zip(got, alone):
         for col in ("train_loss", "val_loss", "test_loss", "flops", "samples", "lr"):
             assert a[col] == b[col], (a["step"], col)
+
+
+@pytest.mark.parametrize("train_trajectories,batch_size", [(3, 4), (8, 4), (5, 3)])
+def test_batch_lengths_are_the_built_batches_and_training_flops_count_them(
+        trial_configs, train_trajectories, batch_size):
+    """`batch_tokens` (what the driver plans with) is each built batch's padded length, across
+    epoch boundaries too, and `training_flops` from any start step adds exactly those steps."""
+    from equisweep.models import count_flops
+    from equisweep.task import RigidBodyDataset, TaskConfig, ensure_dataset
+
+    config = dict(trial_configs["transformer"], train_trajectories=train_trajectories,
+                  steps=13, training=dict(trial_configs["transformer"]["training"],
+                                          batch_size=batch_size))
+    task = TaskConfig.from_dict(config["task"])
+    path = ensure_dataset(task)
+    sampler = train.WindowSampler(RigidBodyDataset(path, split="train", limit=train_trajectories,
+                                                   seed=config["seed"], delta=task.delta),
+                                  config["seed"])
+    built = [int(sampler.batch(s, batch_size)["x0"].shape[1]) for s in range(13)]
+    lengths = train.batch_tokens(config, path)
+    assert lengths.tolist() == built
+    assert train.batch_tokens(config, path, steps=5).tolist() == built[:5]
+    for start in (0, 4, 12):
+        expected = sum(count_flops(config["family"], config["size"], tokens=v,
+                                   batch_size=batch_size) for v in built[start:])
+        assert train.training_flops(config, path, start) == expected
+        assert train.training_flops(config, path, start, tokens=lengths) == expected

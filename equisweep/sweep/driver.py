@@ -191,20 +191,29 @@ def _build_dataset(spec, data_dir, progress) -> None:
 def _exact_planned_flops(spec, plan, data_dir) -> float:
     """Training FLOPs of the planned slots on the built dataset, each step at its batch's
     padded length (`equisweep.train.training_flops`); a WSD branch or forked slot trains
-    from its fork step (the steps before are its trunk's, counted there)."""
+    from its fork step (the steps before are its trunk's, counted there). The batches'
+    lengths depend only on (train set, seed, batch size): computed once per such group, to
+    its longest run."""
     from equisweep.task.generate import dataset_path
-    from equisweep.train import training_flops
+    from equisweep.train import batch_tokens, training_flops
 
     path = dataset_path(spec.task, data_dir)
     cells = {c.key: c for c in spec.cells()}
-    per_slot: dict[tuple, float] = {}  # hparams never change which batches a trial sees
+    configs = [spec.cell_trial(cells[slot.cell_key], slot.hparams).to_dict()
+               for slot in plan.slots]
+
+    def group(config):
+        return (config["train_trajectories"], config["seed"], config["training"]["batch_size"])
+
+    longest: dict[tuple, dict] = {}
+    for config in configs:
+        if config["steps"] > longest.get(group(config), {"steps": 0})["steps"]:
+            longest[group(config)] = config
+    tokens = {g: batch_tokens(config, path) for g, config in longest.items()}
     total = 0.0
-    for slot in plan.slots:
+    for slot, config in zip(plan.slots, configs):
         start = (slot.fork_step or 0) if slot.role in ("branch", "forked") else 0
-        if (slot.cell_key, start) not in per_slot:
-            config = spec.cell_trial(cells[slot.cell_key], slot.hparams).to_dict()
-            per_slot[slot.cell_key, start] = training_flops(config, path, start)
-        total += per_slot[slot.cell_key, start]
+        total += training_flops(config, path, start, tokens=tokens[group(config)])
     return total
 
 

@@ -117,10 +117,9 @@ class RigidBodyDataset(torch.utils.data.Dataset):
         index %= len(self)
         return self.sample(index, self.window_start(index))
 
-    def scene_tokens(self, index: int) -> int:
-        """Vertex tokens of trajectory `index`'s scene (what `sample` returns V of)."""
-        b0, b1 = self.body_start[index], self.body_start[index + 1]
-        return int(self.vert_start[b1] - self.vert_start[b0])
+    def scene_tokens(self) -> np.ndarray:
+        """Vertex tokens of every trajectory's scene (what `sample` returns V of), by index."""
+        return np.diff(self.vert_start[self.body_start])
 
     def sample(self, index: int, start: int) -> dict[str, np.ndarray]:
         """Trajectory `index`, input frames start and start+1, target start+1+delta."""
