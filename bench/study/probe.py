@@ -55,7 +55,11 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
         return 2
-    jobs = [json.loads(line) for line in open(argv[0]) if line.strip()]
+    try:
+        jobs = [json.loads(line) for line in open(argv[0]) if line.strip()]
+    except (OSError, json.JSONDecodeError) as err:
+        print(f"probe: {argv[0]}: {err}", file=sys.stderr)
+        return 2
     workers = int(os.environ.get("PROBE_WORKERS", 2))
     with open(argv[1], "a") as out, ProcessPoolExecutor(workers) as ex:
         for r in ex.map(probe, jobs):
