@@ -128,3 +128,15 @@ def test_shell_command_runs(command, workdir):
     assert out.returncode == 0, (command, out.stderr[-2000:])
     assert "Traceback" not in out.stderr and "Warning" not in out.stderr, out.stderr
     assert out.stdout.strip() or "--output" in command
+
+
+# Repository paths the README names in backticks or links. `results/…` is the default store,
+# written by running the quickstart (its report is named), so it is not in a clone.
+_NAMED_PATH = re.compile(
+    r"`((?:[\w.-]+/)+[\w.-]+\.(?:md|sh|yaml|yml|py|json|html|png|toml))`|\]\(([^)#:\s]+)\)")
+
+
+@pytest.mark.parametrize("path", sorted({a or b for a, b in _NAMED_PATH.findall(README)}
+                                         - {"results/reports/quickstart/report.html"}))
+def test_every_path_the_readme_names_exists(path):
+    assert (ROOT / path).exists(), f"README names {path}, which is not in the repository"
