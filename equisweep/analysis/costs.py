@@ -26,12 +26,13 @@ import numpy as np
 from equisweep.analysis.verdict import Z95, fmt_change
 
 N_BUDGETS = 4
-CONVENTIONS = {
-    "counted": ("training FLOPs as counted", "FLOPs"),
-    "nominal": ("GATr v1.4 nominal FLOPs (transformer 6N per token)", "FLOPs"),
+CONVENTIONS = {  # name: (label, unit, short label for the answers' text)
+    "counted": ("training FLOPs as counted", "FLOPs", "counted FLOPs"),
+    "nominal": ("GATr v1.4 nominal FLOPs (transformer 6N per token)", "FLOPs",
+                "GATr-v1.4 nominal FLOPs"),
     "6N_samples": ("6·N·samples (6·N·tokens without the shared tokens-per-scene factor)",
-                   "(6·N·samples)"),
-    "wall": ("measured training wall-clock", "s"),
+                   "(6·N·samples)", "6·N·samples"),
+    "wall": ("measured training wall-clock", "s", "wall-clock"),
 }
 
 
@@ -80,8 +81,8 @@ def question2(points, pairs, noise: dict) -> dict:
         ),
         "conventions": {},
     }
-    for name, (label, unit) in CONVENTIONS.items():
-        block = {"label": label, "unit": unit, "pairs": []}
+    for name, (label, unit, short) in CONVENTIONS.items():
+        block = {"label": label, "short": short, "unit": unit, "pairs": []}
         costs = cost_of(points, name)
         if costs is None or not np.isfinite(costs).any():
             block["status"] = "not available"
@@ -138,4 +139,5 @@ def _ratio_at(points, costs, a, b, C, sigma):
         "ci": ci,
         "keys": [str(points["key"].iloc[idx[a]]), str(points["key"].iloc[idx[b]])],
         "text": f"{a}'s loss is {fmt_change(r, ci, than=than)}",
+        "change": fmt_change(r, ci),
     }

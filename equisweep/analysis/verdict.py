@@ -217,8 +217,8 @@ def _compute(pairs, fits, unit):
         text = "Not determined from fits: " + ("; ".join(undet) + "." if undet else text)
     measured, any_measured = _by_cost(fits.get("cost_conventions"))
     if measured:
-        text += " Measured at equal cost (each variant's best tuned point within the budget): " \
-                + measured
+        text += (" Measured at equal cost, each variant's best tuned point within the budget "
+                 "(loss of the first variant vs the second): " + measured)
     answered = ok or any_measured
     return ("answered" if answered else "not determined"), text[0].upper() + text[1:], details
 
@@ -240,18 +240,20 @@ def _by_cost(block) -> tuple[str, bool]:
     parts, any_ok = [], False
     for info in block["conventions"].values():
         if info["status"] == "not available":
-            parts.append(f"{info['label']}: not available ({info['reason']})")
+            parts.append(f"{info['short']}: not available ({info['reason']})")
             continue
+        pairs = []
         for p in info["pairs"]:
             rows = p["budgets"]
             if not rows:
-                parts.append(f"{info['label']}: {' vs '.join(p['pair'])}: {p.get('why', '-')}")
+                pairs.append(f"{' vs '.join(p['pair'])}: {p.get('why', '-')}")
                 continue
             any_ok = True
             ends = [rows[0]] if len(rows) == 1 else [rows[0], rows[-1]]
-            parts.append(f"{info['label']}: " + ", ".join(
-                f"within {r['C']:.2g} {info['unit']} {r['text']}" for r in ends))
-    return "; ".join(parts) + ".", any_ok
+            pairs.append(f"{p['pair'][0]} vs {p['pair'][1]}: " + ", ".join(
+                f"{r['change']} within {r['C']:.2g} {info['unit']}" for r in ends))
+        parts.append(f"{info['short']}: " + "; ".join(pairs))
+    return ". ".join(parts) + " (all budgets: the table 'Loss at equal cost').", any_ok
 
 
 def _allocation(variants, unit):
