@@ -9,7 +9,7 @@ import importlib.util
 import json
 
 from equisweep.analysis import figures as figs_mod
-from equisweep.analysis import grid_edge, tuned, validity
+from equisweep.analysis import grid_edge, tuned, validity, verdict
 from equisweep.analysis.data import SweepData
 
 
@@ -158,7 +158,11 @@ def verdict_html(fits: dict) -> str:
         items.append(f"<li><span class='q'>{html.escape(q['question'])}</span> "
                      f"<span class='status {cls}'>{html.escape(q['status'])}</span><br>"
                      f"{html.escape(q['answer'])}</li>")
-    out = ("<section id='verdict'><h2>Answers</h2><ol>" + "".join(items) + "</ol>")
+    prog = fits.get("progress") or {}
+    running = (f"<p class='warn'><b>{html.escape(prog['statement'])}.</b></p>"
+               if prog.get("running") else "")
+    out = ("<section id='verdict'><h2>Answers</h2>" + running + "<ol>" + "".join(items)
+           + "</ol>")
     if v.get("baselines"):
         out += f"<p>{html.escape(v['baselines'])}</p>"
     else:
@@ -263,7 +267,8 @@ def _any_allocation(fits) -> bool:
 
 
 def _no_allocation_html(fits) -> str:
-    why = "; ".join(f"{v}: Approach 3 is {i['approach3']['status']} ({i['approach3']['reason']})"
+    why = "; ".join(f"{v}: Approach 3 is {i['approach3']['status']} "
+                    f"({verdict.first_reason(i['approach3'])})"
                     for v, i in fits["variants"].items())
     return ("<h3>Compute-optimal allocation</h3><p class='warn'>Not determined for any variant, "
             f"so there is no allocation to draw: {html.escape(why)}.</p>")

@@ -208,7 +208,7 @@ def _compute(pairs, fits, unit):
                        f"{fmt_block(a3['exponents']['L* - E ~ C^-gamma'])}"
                        + (" [weak fit]" if a3["status"] == "weak" else ""))
         else:
-            undet.append(f"{name}: {_first_reason(a3)}")
+            undet.append(f"{name}: {first_reason(a3)}")
     if undet:
         gam.append("Approach 3 not determined for " + "; ".join(undet))
     text = "; ".join(p for p in parts if "not determined" not in p or not undet)
@@ -223,7 +223,7 @@ def _compute(pairs, fits, unit):
     return ("answered" if answered else "not determined"), text[0].upper() + text[1:], details
 
 
-def _first_reason(block) -> str:
+def first_reason(block) -> str:
     """The first reason of a block's worst severity (the rest are listed under Fits)."""
     worst = [d["message"] for d in block.get("diagnostics", [])
              if d["severity"] == block.get("status")]
@@ -261,7 +261,7 @@ def _allocation(variants, unit):
     for name, info in variants.items():
         a3 = info["approach3"]
         if not validity.usable(a3):
-            parts.append(f"{name}: not determined ({_first_reason(a3)})")
+            parts.append(f"{name}: not determined ({first_reason(a3)})")
             continue
         a, b = a3["exponents"]["N_opt ~ C^a"], a3["exponents"]["S_opt ~ C^b"]
         s = (f"{name}: N_opt ∝ C^{fmt_block(a)}, S_opt ∝ C^{fmt_block(b)}"

@@ -221,4 +221,6 @@ def test_report_written_mid_run_says_the_sweep_is_running(quickstart_store, tmp_
                      "report is provisional"}
     assert res.fits["notes"][0] == res.fits["progress"]["statement"]
     html = (tmp_path / "r" / "report.html").read_text()
-    assert f"{n} of 40 planned trials finished" in html
+    # said first thing in the answers box, before the questions
+    head = html[html.index("id='verdict'"):html.index("<ol>", html.index("id='verdict'"))]
+    assert f"the sweep is still running: {n} of 40 planned trials finished" in head
