@@ -271,6 +271,8 @@ CASES += [
      "2 empty, NaN"),
     ("fit_no_second_covariate", ["fit", "--csv", "{tmp}/two.csv", "--n", "N", "--loss", "L"],
      "--d"),
+    ("fit_unknown_form", ["fit", "--csv", "{tmp}/ab.csv", "--n", "N", "--d", "D", "--loss",
+                          "L", "--form", "cubic"], "known: additive"),
 ]
 
 

@@ -24,10 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from equisweep.analysis import frontier, lawfit, sections, tuned, verdict
+from equisweep.analysis import costs, frontier, grid_edge, lawfit, sections, tuned, verdict
 from equisweep.analysis.bootstrap import CI_LEVEL
 from equisweep.analysis.compare import compare
 from equisweep.analysis.data import SweepData, load_sweep
+from equisweep.analysis.noise import run_noise
 from equisweep.analysis.summary import summary_table
 
 
@@ -48,12 +49,34 @@ def analyze_store(store_uri, name, out, *, n_boot=200, seed=0, workers=None, png
     fits = analyze_data(data, n_boot=n_boot, seed=seed, workers=workers, progress=progress,
                         points=points)
     fits["store"] = str(store_uri)
+    fits["progress"] = progress_of(store, name, data)
+    if fits["progress"]["statement"]:
+        fits["notes"].insert(0, fits["progress"]["statement"])
     from equisweep.analysis import report
 
     html, pngs, png_note = report.render(data, fits, png=png)
     files = write_outputs(Path(out), fits, html, pngs)
     summary = summary_table(fits, files, png_note)
     return AnalysisResult(fits=fits, summary=summary, out_dir=Path(out), files=files)
+
+
+def progress_of(store, name, data) -> dict:
+    """Whether the sweep's driver is still running, and finished vs planned trials (the
+    submitted plan), so that a report written mid-run says it is provisional."""
+    from equisweep.store.heartbeat import driver_alive, read_beat
+
+    running = bool(driver_alive(read_beat(store, name)))
+    planned = data.provenance.get("planned_trials")
+    done = int(len(data.final))
+    out = {"running": running, "finished_trials": done, "planned_trials": planned,
+           "statement": None}
+    of = f"{done} of {planned} planned trials" if planned else f"{done} trials"
+    if running:
+        out["statement"] = (f"the sweep is still running: {of} finished; this report is "
+                            "provisional")
+    elif planned and done < planned:
+        out["statement"] = f"{of} finished (the sweep's driver is not running)"
+    return out
 
 
 def write_outputs(out: Path, fits: dict, html: str, pngs: dict[str, bytes]) -> list[str]:
@@ -89,6 +112,9 @@ def write_outputs(out: Path, fits: dict, html: str, pngs: dict[str, bytes]) -> l
 def analyze_data(data: SweepData, *, n_boot=200, seed=0, workers=None, progress=False,
                  points="tuned") -> dict:
     chosen, cells = tuned.select(data.final, points)
+    edges = grid_edge.flags(cells, grid_edge.hparams_by_key(data.final))
+    for c in cells:
+        c["at_grid_edge"] = edges.get(c["key"], [])
     fits = {
         "sweep": data.name,
         "ci_level": CI_LEVEL,
@@ -105,6 +131,7 @@ def analyze_data(data: SweepData, *, n_boot=200, seed=0, workers=None, progress=
                     if points == "tuned" else "every finished trial (search samples pooled)",
             "n_points": int(len(chosen)),
             "n_cells": len(cells),
+            "grid_edge": grid_edge.summary(cells, edges),
             "cells": cells,
         },
         "provenance": {k: v for k, v in data.provenance.items() if k != "spec"},
@@ -113,22 +140,25 @@ def analyze_data(data: SweepData, *, n_boot=200, seed=0, workers=None, progress=
         "variants": {},
         "comparisons": [],
     }
+    fits["run_noise"] = run_noise(chosen)
     keys = set(chosen["key"])
     curves_all = data.curves[data.curves["key"].isin(keys)]
     reps = {}
     for i, (variant, sel) in enumerate(sorted(chosen.groupby("variant"), key=lambda t: t[0])):
         curves = curves_all[curves_all["variant"] == variant]
         v, r = _variant(variant, sel, curves, n_boot, [seed, i], workers, progress,
-                        data.compute_unit)
+                        data.compute_unit, fits["run_noise"])
         fits["variants"][variant] = v
         reps[variant] = r
     for a, b in itertools.combinations(list(fits["variants"]), 2):
         fits["comparisons"].append(compare(a, b, fits["variants"], reps, data.compute_unit))
+    fits["cost_conventions"] = costs.question2(
+        chosen, verdict.ordered_pairs(fits["variants"])[0], fits["run_noise"])
     fits["verdict"] = verdict.answers(fits, chosen)
     return fits
 
 
-def _variant(variant, sel, curves, n_boot, seed, workers, progress, unit):
+def _variant(variant, sel, curves, n_boot, seed, workers, progress, unit, noise=None):
     C = sel["C"].to_numpy()
     eq = {e for e in sel["equivariant"].tolist() if e is not None}
     out = {
@@ -146,7 +176,7 @@ def _variant(variant, sel, curves, n_boot, seed, workers, progress, unit):
     out["flops_model"] = fm.to_json()
     run = sections.run_section
     out["approach3"], rep3 = run(sections.approach3, sel, fm, n_boot, seed, workers, progress,
-                                 unit)
+                                 unit, noise)
     # each fit draws its own resamples (same seed, distinct stream)
     out["approach1"], _ = run(sections.approach1, curves, n_boot, seed + [1], workers)
     out["approach2"], _ = run(sections.approach2, curves, n_boot, seed + [2])

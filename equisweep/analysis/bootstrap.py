@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from equisweep.analysis.lawfit import POLISH, SCIPY_LIKE, Form, HuberLSE, LawFit
+from equisweep.analysis.lawfit import POLISH, SCIPY_LIKE, LawFit
 from equisweep.analysis.lbfgs import minimize_batched
 
 CI_LEVEL = 0.95
@@ -47,7 +47,7 @@ def draw_weights(n_points: int, n_boot: int, seed: int, groups=None) -> np.ndarr
 
 
 def bootstrap_fit(
-    form: Form,
+    form,
     covariates,
     loss,
     base: LawFit,
@@ -108,12 +108,12 @@ def _fit_chunk(payload):
     R, S = W.shape[0], len(starts)
     row_map = np.repeat(np.arange(R), S)
     x0 = np.tile(starts, (R, 1))
-    obj = HuberLSE(form.design(log_x), log_l, weights=W, row_map=row_map, threads=1)
+    obj = form.objective(log_x, log_l, weights=W, row_map=row_map, threads=1)
     res = minimize_batched(obj, x0, **SCIPY_LIKE)
     f = np.where(np.isfinite(res.f), res.f, np.inf).reshape(R, S)
     pick = np.argmin(f, axis=1)
     best_rows = np.arange(R) * S + pick
-    obj_p = HuberLSE(form.design(log_x), log_l, weights=W, row_map=np.arange(R), threads=1)
+    obj_p = form.objective(log_x, log_l, weights=W, row_map=np.arange(R), threads=1)
     pol = minimize_batched(obj_p, res.x[best_rows], **POLISH)
     out = pol.x.copy()
     out[~np.isfinite(pol.f)] = np.nan

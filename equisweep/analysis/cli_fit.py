@@ -1,5 +1,6 @@
-"""`equisweep fit`: fit L(N, D) = E + A/N^α + B/D^β to any CSV table (Approach 3 of
-Hoffmann et al. 2022 with the Huber/log-sum-exp/L-BFGS-grid recipe of Besiroglu et al. 2024).
+"""`equisweep fit`: fit a law L(N, D) to any CSV table: by default E + A/N^α + B/D^β
+(Approach 3 of Hoffmann et al. 2022 with the Huber/log-sum-exp/L-BFGS-grid recipe of
+Besiroglu et al. 2024), or any form of analysis/laws/ with --form NAME.
 
 Example (Epoch AI's extraction of the Chinchilla points):
 
@@ -12,8 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-
-COEFS = ("E", "A", "B", "alpha", "beta")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,9 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loss", required=True, metavar="COL", help="column of losses")
     parser.add_argument("--drop-highest", type=int, default=0, metavar="K",
                         help="drop the K highest-loss rows first (Besiroglu et al. drop 5)")
+    parser.add_argument("--form", default="additive", metavar="NAME", help=_FormsHelp(
+        "law form (default additive): %(forms)s"))
     parser.add_argument("--grid", choices=("besiroglu", "adaptive"), default="besiroglu",
-                        help="start grid: the 4,500 starts of Besiroglu et al. (default) or "
-                             "one scaled to the data (for losses far from ~1-5)")
+                        help="start grid of the additive form: the 4,500 starts of Besiroglu "
+                             "et al. (default) or one scaled to the data (for losses far from "
+                             "~1-5); other forms use their own grid scaled to the data")
     parser.add_argument("--starts", type=int, default=None, metavar="N",
                         help="use a seeded random subset of N starts from the grid")
     parser.add_argument("--bootstrap", type=int, default=200, metavar="N",
@@ -46,6 +48,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None,
                         help="bootstrap processes (default: all cores for large jobs)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+class _FormsHelp(str):
+    """--form's help, listing the registered forms only when --help is printed: the registry
+    imports numpy, and building the CLI parser must stay stdlib-only (argparse fills a help
+    string with `help % params` at print time)."""
+
+    def __mod__(self, params):
+        forms = "; ".join(f"{k}: {v}" for k, v in _form_help().items())
+        return str.__mod__(str(self), {**params, "forms": forms})
+
+
+def _form_help() -> dict[str, str]:
+    from equisweep.analysis.laws import FORMS
+
+    return {k: f.formula.replace("L(N, S)", "L(N, D)").replace("S_c/S", "D_c/D")
+            .replace("/S^", "/D^") for k, f in FORMS.items()}
 
 
 def run(args) -> int:
@@ -59,6 +78,9 @@ def run(args) -> int:
     from equisweep.errors import UserError
 
     t0 = time.perf_counter()
+    from equisweep.analysis import laws
+
+    form = laws.get(args.form)  # an unknown name is a one-line error before any work
     if args.drop_highest < 0:
         raise UserError("--drop-highest must be ≥ 0")
     if args.starts is not None and args.starts < 1:
@@ -94,14 +116,22 @@ def run(args) -> int:
         require_two_var(N, D, names=("N (--n)", "D"))
     except NotEnoughData as err:
         raise UserError(f"not enough data: {err}") from None
-    starts = grid_starts(lawfit.TWO_VAR, (N, D), L, grid=args.grid, n_starts=args.starts,
-                         seed=args.seed)
-    res = fit_with_ci(lawfit.TWO_VAR, (N, D), L, n_boot=args.bootstrap, seed=args.seed,
+    if form.name == "additive":
+        starts = grid_starts(lawfit.TWO_VAR, (N, D), L, grid=args.grid, n_starts=args.starts,
+                             seed=args.seed)
+    else:
+        starts = form.starts(np.log(np.vstack([N, D])), np.log(L))
+        if args.starts is not None and 0 < args.starts < len(starts):
+            pick = np.random.default_rng(args.seed).choice(len(starts), args.starts, False)
+            starts = starts[np.sort(pick)]
+    res = fit_with_ci(form, (N, D), L, n_boot=args.bootstrap, seed=args.seed,
                       starts=starts, workers=args.workers, progress=not args.json)
     blocks = res.coef_blocks()
     check = validity.assess_law(res.fit, {"N": N, "D": D}, L, res.boot)
-    out = {"status": check["status"], "diagnostics": check["diagnostics"]}
-    for k in COEFS:
+    out = {"form": form.name, "formula": _form_help()[form.name], "status": check["status"],
+           "diagnostics": check["diagnostics"]}
+    coefs = tuple(blocks)
+    for k in coefs:
         out[k] = blocks[k]["value"]
         out[f"{k}_se"] = blocks[k]["se"]
         out[f"{k}_ci"] = blocks[k]["ci"]
@@ -114,11 +144,11 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(out))
         return 0
-    print(f"L(N, D) = E + A/N^alpha + B/D^beta   ({out['n_points']} points, "
+    print(f"{out['formula']}   ({out['n_points']} points, "
           f"{out['n_starts']} starts, {res.boot.n_ok}/{args.bootstrap} bootstrap fits, "
           f"{out['seconds']:.1f} s)")
     print(f"{'coef':>6} {'value':>12} {'se':>12}   95% interval")
-    for k in COEFS:
+    for k in coefs:
         se = "-" if out[f"{k}_se"] is None else f"{out[f'{k}_se']:.4g}"
         lo_hi = out[f"{k}_ci"]
         ci = "-" if lo_hi is None else f"[{lo_hi[0]:.4g}, {lo_hi[1]:.4g}]"

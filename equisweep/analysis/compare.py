@@ -11,7 +11,7 @@ import numpy as np
 
 from equisweep.analysis import frontier, validity
 from equisweep.analysis.bootstrap import CI_LEVEL
-from equisweep.analysis.scaling import band
+from equisweep.analysis.scaling import band, block
 from equisweep.analysis.sections import c_grid
 
 CROSSOVER_EXTRAPOLATE = 1e4  # also look this far past the measured compute, flagged
@@ -38,15 +38,14 @@ def compare(a: str, b: str, variants: dict, reps: dict, unit: str = "FLOPs") -> 
     if not overlap:
         lo, hi = min(ra["range"][0], rb["range"][0]), max(ra["range"][1], rb["range"][1])
     Cg = c_grid(lo, hi)
-    la = frontier.allocation(ra["coefs"], ra["flops"], Cg)["L_opt"]
-    lb = frontier.allocation(rb["coefs"], rb["flops"], Cg)["L_opt"]
-    n = min(len(ra["samples"]["E"]), len(rb["samples"]["E"]))
+    la = _lopt(ra, ra["theta"], Cg)
+    lb = _lopt(rb, rb["theta"], Cg)
+    n = min(len(ra["boot_theta"]), len(rb["boot_theta"]))
     ratio_r = None
     if n >= 2:
-        sa = {k: v[:n] for k, v in ra["samples"].items()}
-        sb = {k: v[:n] for k, v in rb["samples"].items()}
-        ratio_r = (frontier.allocation(sa, ra["flops"], Cg)["L_opt"]
-                   / frontier.allocation(sb, rb["flops"], Cg)["L_opt"])
+        # the two variants' resamples are independent draws: pairing them by index is one
+        # draw of the pair
+        ratio_r = _lopt(ra, ra["boot_theta"][:n], Cg) / _lopt(rb, rb["boot_theta"][:n], Cg)
     out = {
         "pair": [a, b],
         "status": "weak" if "weak" in st else "ok",
@@ -60,7 +59,17 @@ def compare(a: str, b: str, variants: dict, reps: dict, unit: str = "FLOPs") -> 
         "ratio": band(la / lb, ratio_r),
     }
     out["crossover"] = crossover(ra, rb, lo, hi, n, unit)
+    diff_r = None
+    if n >= 2 and ra.get("a_samples") is not None and rb.get("a_samples") is not None:
+        diff_r = np.asarray(ra["a_samples"][:n]) - np.asarray(rb["a_samples"][:n])
+    out["allocation_difference"] = {
+        "definition": f"a_{a} − a_{b} (N_opt ∝ C^a), each from its primary form",
+        **block(ra["a"] - rb["a"], diff_r)}
     return out
+
+
+def _lopt(rep, theta, C):
+    return frontier.allocation_form(rep["form"], theta, rep["flops"], C)["L_opt"]
 
 
 def crossover(ra, rb, lo, hi, n, unit="FLOPs") -> dict:
@@ -70,8 +79,8 @@ def crossover(ra, rb, lo, hi, n, unit="FLOPs") -> dict:
     Cg = np.logspace(np.log10(lo), np.log10(far), 400)
 
     def root(ca, cb):
-        d = np.log(frontier.allocation(ca, ra["flops"], Cg)["L_opt"]) - np.log(
-            frontier.allocation(cb, rb["flops"], Cg)["L_opt"])
+        with np.errstate(all="ignore"):
+            d = np.log(_lopt(ra, ca, Cg)) - np.log(_lopt(rb, cb, Cg))
         d = np.atleast_2d(d)
         out = np.full(d.shape[0], np.nan)
         for i, row in enumerate(d):
@@ -83,12 +92,10 @@ def crossover(ra, rb, lo, hi, n, unit="FLOPs") -> dict:
                 out[i] = np.exp(x0 - row[j] * (x1 - x0) / (row[j + 1] - row[j]))
         return out
 
-    c0 = float(root(ra["coefs"], rb["coefs"])[0])
+    c0 = float(root(ra["theta"], rb["theta"])[0])
     res = {"search_range": [lo, far], "measured_top": hi}
     if n >= 2:
-        sa = {k: v[:n] for k, v in ra["samples"].items()}
-        sb = {k: v[:n] for k, v in rb["samples"].items()}
-        r = root(sa, sb)
+        r = root(ra["boot_theta"][:n], rb["boot_theta"][:n])
         res["fraction_of_resamples_crossing"] = float(np.mean(np.isfinite(r)))
         if np.isfinite(r).sum() >= 2:
             q = (1 - CI_LEVEL) / 2

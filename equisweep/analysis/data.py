@@ -30,7 +30,8 @@ class SweepData:
     S (steps), F (compute per step: FLOPs, or seconds with compute="wall"), C (training
     compute), D (train_trajectories), seed, epochs, samples, loss (test loss, val loss where
     no test loss was recorded), loss_kind, loss_se (NaN where not recorded), windows,
-    val_loss (final), lr, hparams (JSON text).
+    val_loss (final), lr, hparams (JSON text), cluster (the WSD trunk a point forks from, its
+    own key otherwise: the bootstrap's resampling unit).
     curves: key, variant, N, step, C (cumulative compute), val_loss, train_loss,
     equivariance_error.
     baselines: split, baseline, loss, loss_se (the store's baselines table; empty if none).
@@ -79,7 +80,8 @@ def load_sweep(store, sweep: str, compute: str = "flops") -> SweepData:
     if "status" in final.columns:
         final = final[final["status"] == "finished"]
         if len(final) < n_total:
-            notes.append(f"{n_total - len(final)} of {n_total} trials not finished: left out")
+            notes.append(f"{n_total - len(final)} trial(s) in the store not finished "
+                         "(running, failed or stopped): left out")
     if final.empty:
         raise UserError(f"sweep {sweep!r} has no finished trials to analyse")
     test = _col(final, "test_loss")
@@ -123,6 +125,7 @@ def load_sweep(store, sweep: str, compute: str = "flops") -> SweepData:
         "variant": [variant_name(f, a) for f, a in zip(fam, augment)],
         "size": _text(final, "size", N),
         "N": N, "S": S, "F": F, "C": C,
+        "C_flops": _counted_flops(final), "wall_s": _col(final, "wall_s"),
         "D": _col(final, "train_trajectories"),
         "epochs": _col(final, "epochs"),
         "samples": _col(final, "samples"),
@@ -133,11 +136,30 @@ def load_sweep(store, sweep: str, compute: str = "flops") -> SweepData:
         "val_loss": _col(final, "val_loss"),
         "lr": _learning_rate(final),
         "hparams": _text(final, "hparams", np.full(len(final), "")),
+        "cluster": _cluster(final),
     })
     curves = _curves(store, sweep, out, compute)
     return SweepData(name=sweep, final=out.reset_index(drop=True), curves=curves,
                      n_trials_total=n_total, notes=notes, baselines=_baselines(store, sweep),
                      provenance=_provenance(store, sweep, final), compute=compute)
+
+
+def _counted_flops(final: pd.DataFrame) -> np.ndarray:
+    """Training FLOPs as counted (whatever the fits' compute axis is)."""
+    C = _col(final, "flops")
+    F, S = _col(final, "flops_per_step"), _col(final, "steps")
+    return np.where(np.isfinite(C) & (C > 0), C, F * S)
+
+
+def _cluster(final: pd.DataFrame) -> np.ndarray:
+    """The run a point's noise comes from: its WSD trunk (a branch shares its trunk's
+    initialisation, data order and first (1 − cooldown)·S steps), else the trial itself."""
+    keys = final["key"].astype(str).to_numpy()
+    if "trunk" not in final.columns:
+        return keys.astype(object)
+    trunk = final["trunk"].tolist()
+    return np.array([t if isinstance(t, str) and t else k for t, k in zip(trunk, keys)],
+                    dtype=object)
 
 
 def _flag(df: pd.DataFrame, name: str) -> np.ndarray:
@@ -205,6 +227,7 @@ def _provenance(store, sweep: str, final: pd.DataFrame) -> dict:
         out["spec_source"] = meta.get("source")
         out["submitted_at"] = meta.get("submitted_at")
         out["spec"] = meta.get("spec")
+        out["planned_trials"] = meta.get("planned_trials")
     task = (meta or {}).get("spec", {}).get("task") if isinstance(meta, dict) else None
     if task is None and "config" in final.columns and len(final):
         try:

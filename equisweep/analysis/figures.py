@@ -44,6 +44,17 @@ def _band_traces(x, b, color, name, group, dash=None, showlegend=True):
     return out
 
 
+def loss_range(data: SweepData, points) -> list[float] | None:
+    """log10 y-range of a loss figure: the measured points and the baselines, with a margin.
+    Set explicitly so that a fitted band (a weak fit's can span decades) never sets it."""
+    v = np.concatenate([np.asarray(points["loss"], dtype=float),
+                        np.asarray(data.baselines["loss"], dtype=float)])
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size == 0:
+        return None
+    return [float(np.log10(v.min() / 1.6)), float(np.log10(v.max() * 1.6))]
+
+
 def _log_axes(fig, xt, yt, **kw):
     fig.update_xaxes(type="log", title_text=xt, **kw)
     fig.update_yaxes(type="log", title_text=yt, **kw)
@@ -134,6 +145,7 @@ def fig_compute(data: SweepData, fits: dict, points) -> go.Figure:
     if missing:
         _note(fig, "<br>".join(missing) + " (data shown without a line)")
     _log_axes(fig, f"training compute C [{unit}]", "test loss")
+    fig.update_yaxes(range=loss_range(data, points))
     fig.update_layout(title="Loss vs compute: tuned points, compute-optimal frontier, 95% band")
     return fig
 
@@ -171,6 +183,7 @@ def fig_data(data: SweepData, fits: dict, points) -> go.Figure:
     if missing:
         _note(fig, "<br>".join(missing))
     _log_axes(fig, None, "test loss")
+    fig.update_yaxes(range=loss_range(data, points))
     fig.update_xaxes(title_text="train trajectories", row=1, col=1)
     fig.update_xaxes(title_text="epochs", row=1, col=2)
     fig.update_layout(title="Data efficiency: with and without augmentation")

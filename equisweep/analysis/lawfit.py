@@ -44,6 +44,11 @@ class Form:
                 X[j, ei] = -log_x[xi]
         return X
 
+    def objective(self, log_x, log_l, delta=HUBER_DELTA, weights=None, row_map=None,
+                  threads=None):
+        return HuberLSE(self.design(log_x), log_l, delta=delta, weights=weights,
+                        row_map=row_map, threads=threads)
+
     def named(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """Raw θ (…, P) -> user coefficients (E, A, B, alpha, beta / gamma)."""
         theta = np.asarray(theta, dtype=float)
@@ -249,6 +254,8 @@ def predict(form: Form, theta, *x) -> np.ndarray:
     undetermined fit (α ≈ 30, A ≈ 1e89) or a wild bootstrap replicate then gives a finite
     prediction wherever the loss itself is representable, instead of overflowing in A and
     N^α separately."""
+    if not isinstance(form, Form):  # a law form of analysis/laws
+        return form.predict(theta, *x)
     theta = np.asarray(theta, dtype=float)
     log_x = [np.log(np.asarray(v, dtype=float)) for v in x]
     if len(log_x) != form.n_covariates:
@@ -280,7 +287,7 @@ N_POLISH = 32
 
 
 def fit(
-    form: Form,
+    form,
     covariates,
     loss,
     *,
@@ -288,6 +295,7 @@ def fit(
     delta: float = HUBER_DELTA,
     weights=None,
     threads: int | None = None,
+    n_polish: int = N_POLISH,
 ) -> LawFit:
     """Fit `form` to positive covariates (tuple of arrays) and positive losses."""
     import time
@@ -296,10 +304,11 @@ def fit(
     log_x = np.log(np.vstack([np.asarray(c, dtype=float) for c in covariates]))
     log_l = np.log(np.asarray(loss, dtype=float))
     if starts is None:
-        starts = besiroglu_grid() if form is TWO_VAR else one_var_grid(log_x[0], log_l)
-    obj = HuberLSE(form.design(log_x), log_l, delta=delta, weights=weights, threads=threads)
+        starts = (form.starts(log_x, log_l) if not isinstance(form, Form)
+                  else besiroglu_grid() if form is TWO_VAR else one_var_grid(log_x[0], log_l))
+    obj = form.objective(log_x, log_l, delta=delta, weights=weights, threads=threads)
     res = minimize_batched(obj, starts, **SCIPY_LIKE)
-    order = np.argsort(np.where(np.isfinite(res.f), res.f, np.inf))[:N_POLISH]
+    order = np.argsort(np.where(np.isfinite(res.f), res.f, np.inf))[:n_polish]
     order = order[np.isfinite(res.f[order])]
     if order.size == 0:
         raise FloatingPointError("no start gave a finite objective")

@@ -108,10 +108,11 @@ def minimize_batched(
         sy = np.einsum("kp,kp->k", s, y)
         yy = np.einsum("kp,kp->k", y, y)
         good = sy > 1e-12 * yy
-        RHO[slot, ra] = np.where(good, 1.0 / np.where(good, sy, 1.0), 0.0)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # masked rows
+            RHO[slot, ra] = np.where(good, 1.0 / np.where(good, sy, 1.0), 0.0)
+            gamma[ra] = np.where(good, sy / np.where(good, yy, 1.0), gamma[ra])
         S[slot, ra] = s
         Y[slot, ra] = y
-        gamma[ra] = np.where(good, sy / np.where(good, yy, 1.0), gamma[ra])
         has_pair[ra] |= good
         f_old = f[ra]
         x[ra], f[ra], g[ra] = x_new[acc], f_new[acc], g_new[acc]
@@ -126,6 +127,13 @@ def minimize_batched(
 
 
 def _two_loop(g, S, Y, RHO, gamma, order):
+    # a row whose history overflowed gets a non-finite direction, which its line search
+    # rejects (the row stalls): no warning for it
+    with np.errstate(invalid="ignore", over="ignore"):
+        return _two_loop1(g, S, Y, RHO, gamma, order)
+
+
+def _two_loop1(g, S, Y, RHO, gamma, order):
     q = g.copy()
     alphas = []
     for j in order:

@@ -9,7 +9,7 @@ import importlib.util
 import json
 
 from equisweep.analysis import figures as figs_mod
-from equisweep.analysis import tuned, validity
+from equisweep.analysis import grid_edge, tuned, validity, verdict
 from equisweep.analysis.data import SweepData
 
 
@@ -59,7 +59,85 @@ def _section_html(title, s):
     sel = s.get("data", {}).get("selection")
     if sel:
         out += f"<p class='small'>data: {html.escape(sel)}, {s['data']['n_points']} points</p>"
-    return out
+    return out + _forms_html(s)
+
+
+def _forms_html(s) -> str:
+    """Approach 3: every law form with its held-out errors; the primary one marked."""
+    forms = s.get("forms")
+    if not forms:
+        return ""
+    e = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    rows = "".join(
+        f"<tr><td style='text-align:left'>{'<b>' if k == s['primary_form'] else ''}"
+        f"{html.escape(k)}{' (primary)</b>' if k == s['primary_form'] else ''}</td>"
+        f"<td style='text-align:left'><code>{html.escape(f['form'])}</code></td>"
+        f"<td>{f['n_params']}</td><td>{e(f['held_out']['longest_length']['error'])}</td>"
+        f"<td>{e(f['held_out']['interior_sizes']['error'])}</td>"
+        f"<td>{e(f['held_out']['error'])}</td><td>{_status_html(f)}</td></tr>"
+        for k, f in forms.items())
+    notes = "".join(f"<li>note: {html.escape(n)}</li>" for n in s.get("notes") or [])
+    return ("<p class='small'>Law forms judged on runs they were not fitted to (mean |log "
+            "error|: the longest length predicted from the shorter ones; each interior size "
+            "from the other sizes). " + html.escape(s["selection"]["rule"]) + "; here: "
+            + html.escape(s["selection"]["why"]) + ". " + html.escape(s.get("resampling", ""))
+            + ".</p><table><tr><th>form</th><th>law</th><th>parameters</th>"
+            "<th>longest length</th><th>interior sizes</th><th>held-out error</th>"
+            f"<th>status</th></tr>{rows}</table>" + (f"<ul class='diag'>{notes}</ul>"
+                                                     if notes else ""))
+
+
+def costs_html(fits: dict) -> str:
+    """Question 2 measured under every cost convention, one table (costs.py)."""
+    block = fits.get("cost_conventions")
+    if not block:
+        return ""
+    rows = []
+    for info in block["conventions"].values():
+        label = html.escape(info["label"])
+        if info["status"] == "not available":
+            rows.append(f"<tr><td style='text-align:left'>{label}</td><td colspan='3' "
+                        f"style='text-align:left' class='warn'>not available: "
+                        f"{html.escape(info['reason'])}</td></tr>")
+            continue
+        for p in info["pairs"]:
+            pair = html.escape(" vs ".join(p["pair"]))
+            if not p["budgets"]:
+                rows.append(f"<tr><td style='text-align:left'>{label}</td><td>{pair}</td>"
+                            f"<td colspan='2'>{html.escape(p.get('why', '-'))}</td></tr>")
+            for r in p["budgets"]:
+                rows.append(f"<tr><td style='text-align:left'>{label}</td><td>{pair}</td>"
+                            f"<td>≤ {r['C']:.3g} {html.escape(info['unit'])}</td>"
+                            f"<td style='text-align:left'>{html.escape(r['text'])}</td></tr>")
+    return ("<h2 id='costs'>Loss at equal cost, under every cost convention</h2>"
+            f"<p class='small'>{html.escape(block['rule'])}; intervals "
+            f"{html.escape(block['interval'])}.</p><table><tr><th>cost</th><th>pair</th>"
+            f"<th>budget</th><th>measured</th></tr>{''.join(rows)}</table>")
+
+
+def grid_edge_html(fits: dict) -> str:
+    """The tuned points that took the edge of their search range (tuning honesty)."""
+    pts = fits["points"]
+    ge = pts.get("grid_edge")
+    if not ge:
+        return ""
+    flagged = [c for c in pts["cells"] if c.get("at_grid_edge")]
+    head = (f"<h2 id='grid-edge'>Tuning range</h2><p>{ge['n_at_edge']} of {ge['n_cells']} "
+            f"cells' tuned points sit at the edge of the range their search tried ("
+            + ", ".join(f"{html.escape(v)}: {b['at_edge']} of {b['n_cells']} ({b['top']} at "
+                        f"the top, {b['bottom']} at the bottom)"
+                        for v, b in ge["by_variant"].items())
+            + "): their optimum may lie outside it.</p>")
+    if not flagged:
+        return head
+    rows = "".join(
+        f"<tr><td>{html.escape(c['variant'])}</td><td style='text-align:left'>"
+        f"{html.escape(str(c['cell'].get('size')))}</td><td>{c['cell'].get('S')}</td>"
+        f"<td>{c['cell'].get('D')}</td><td style='text-align:left'>"
+        f"{html.escape(grid_edge.text(c['at_grid_edge']))}</td></tr>" for c in flagged)
+    return (head + "<details><summary>the flagged cells</summary><table><tr><th>variant</th>"
+            "<th>size</th><th>steps</th><th>trajectories</th><th>at the edge</th></tr>"
+            f"{rows}</table></details>")
 
 
 CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}
@@ -80,7 +158,11 @@ def verdict_html(fits: dict) -> str:
         items.append(f"<li><span class='q'>{html.escape(q['question'])}</span> "
                      f"<span class='status {cls}'>{html.escape(q['status'])}</span><br>"
                      f"{html.escape(q['answer'])}</li>")
-    out = ("<section id='verdict'><h2>Answers</h2><ol>" + "".join(items) + "</ol>")
+    prog = fits.get("progress") or {}
+    running = (f"<p class='warn'><b>{html.escape(prog['statement'])}.</b></p>"
+               if prog.get("running") else "")
+    out = ("<section id='verdict'><h2>Answers</h2>" + running + "<ol>" + "".join(items)
+           + "</ol>")
     if v.get("baselines"):
         out += f"<p>{html.escape(v['baselines'])}</p>"
     else:
@@ -90,8 +172,10 @@ def verdict_html(fits: dict) -> str:
     out += (f"<p class='small'>Fitted points: {html.escape(pts['rule'])} ({pts['n_points']} "
             f"points from {fits['n_trials']} finished trials). Intervals are "
             f"{int(fits['ci_level'] * 100)}%: bootstrap percentile intervals for fits "
-            f"({fits['bootstrap']} resamples, seed {fits['seed']}), standard errors of the "
-            "stored test losses for measured ratios.</p>")
+            f"({fits['bootstrap']} resamples, seed {fits['seed']}, clustered by WSD trunk), "
+            "standard errors of the stored test losses for measured ratios.</p>")
+    if fits.get("run_noise"):
+        out += f"<p class='small'>{html.escape(fits['run_noise']['statement'])}.</p>"
     out += "".join(f"<p class='small'>note: {html.escape(n)}</p>"
                    for n in fits["notes"] + v["notes"])
     return out + "</section>"
@@ -132,7 +216,8 @@ def render(data: SweepData, fits: dict, png: bool = True) -> tuple[str, dict, st
         first = False
     body = [f"<h1>equisweep report: {html.escape(fits['sweep'])}</h1>", verdict_html(fits),
             "<h2>Figures</h2>", parts["loss_vs_compute"], parts["loss_vs_data"],
-            parts["allocation"], "<h2>Fits</h2>"]
+            parts["allocation"] if _any_allocation(fits) else _no_allocation_html(fits),
+            costs_html(fits), grid_edge_html(fits), "<h2>Fits</h2>"]
     for v, info in fits["variants"].items():
         eq = {True: "equivariant", False: "not equivariant", None: "equivariance not recorded"}
         body.append(f"<h3>{html.escape(v)}</h3><p class='small'>{eq[info['equivariant']]}; "
@@ -155,10 +240,15 @@ def render(data: SweepData, fits: dict, png: bool = True) -> tuple[str, dict, st
         r = [x for x in comp["ratio"]["value"] if x is not None]
         span = f"{min(r):.3g} to {max(r):.3g}" if r else "undefined"
         unit = comp.get("unit", "FLOPs")
+        ad = comp.get("allocation_difference")
+        adt = ""
+        if ad and ad.get("value") is not None:
+            ci = f" [{ad['ci'][0]:.2f}, {ad['ci'][1]:.2f}]" if ad.get("ci") else ""
+            adt = f" Allocation: {html.escape(ad['definition'])} = {ad['value']:.2f}{ci}."
         body.append(title + f"<p>{html.escape(comp['ratio_definition'])}: {span} over "
                     f"{comp['compute_range'][0]:.3g} to {comp['compute_range'][1]:.3g} {unit} "
                     f"({html.escape(comp['range_kind'])}). "
-                    f"Crossover: {html.escape(comp['crossover']['statement'])}.</p>")
+                    f"Crossover: {html.escape(comp['crossover']['statement'])}.{adt}</p>")
     if not fits["comparisons"]:
         body.append("<p class='warn'>No comparison: it needs two variants.</p>")
     body += ["<h2>Measurements</h2>", parts["isoflop"], parts["training_curves"],
@@ -170,6 +260,18 @@ def render(data: SweepData, fits: dict, png: bool = True) -> tuple[str, dict, st
     if png:
         pngs, note = _pngs(figs)
     return page, pngs, note
+
+
+def _any_allocation(fits) -> bool:
+    return any(validity.usable(v["approach3"]) for v in fits["variants"].values())
+
+
+def _no_allocation_html(fits) -> str:
+    why = "; ".join(f"{v}: Approach 3 is {i['approach3']['status']} "
+                    f"({verdict.first_reason(i['approach3'])})"
+                    for v, i in fits["variants"].items())
+    return ("<h3>Compute-optimal allocation</h3><p class='warn'>Not determined for any variant, "
+            f"so there is no allocation to draw: {html.escape(why)}.</p>")
 
 
 def _flops_text(fm: dict) -> str:

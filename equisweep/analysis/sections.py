@@ -6,8 +6,9 @@ N_opt(C)) are computed only from ok/weak fits; an undetermined block keeps its f
 coefficients for inspection and says "not determined" instead of a frontier.
 
 Choices (reported in the blocks):
-- Approach 3 fits L(N, S) = E + A/N^α + B/S^β with S = training steps, on the final test loss
-  of the points at the variant's largest train_trajectories (the least data-limited ones).
+- Approach 3 fits every law form of laws/ (L(N, S), S = training steps) on the final test
+  loss of the points at the variant's largest train_trajectories (the least data-limited
+  ones) and reports the one that predicts held-out runs best (heldout.py) as primary.
 - Approach 1 and Approach 2 read the validation-loss curves of the same points (test loss
   exists at the end only).
 - Data efficiency fits L(D) = E + B·D^−β to one point per train_trajectories: the point with
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from equisweep.analysis import approaches, frontier, lawfit, validity
+from equisweep.analysis import approaches, frontier, heldout, lawfit, laws, validity
 from equisweep.analysis.bootstrap import draw_weights
 from equisweep.analysis.scaling import (
     NotEnoughData,
@@ -31,6 +32,7 @@ from equisweep.analysis.scaling import (
 )
 
 N_GRID = 60
+DEFAULT_FORM = "additive"  # when no form can be judged out of sample
 
 
 def run_section(fn, *args, **kw):
@@ -51,18 +53,55 @@ def c_grid(lo, hi, n=N_GRID):
     return np.logspace(np.log10(lo), np.log10(hi), n)
 
 
-def approach3(sel, fm, n_boot, seed, workers, progress, unit="FLOPs"):
+def approach3(sel, fm, n_boot, seed, workers, progress, unit="FLOPs", noise=None):
+    """Every law form of laws/ fitted to the variant's (N, S, loss) points, each judged on
+    held-out runs (heldout.py); the primary form, the one that predicts best, gives the
+    block's status, coefficients, exponents and frontier; every form's block is kept."""
+    from equisweep.analysis.noise import source
+
+    noise = noise or {"log_sd": validity.ASSUMED_RUN_NOISE, "measured": False}
     dmax = np.nanmax(sel["D"]) if np.isfinite(sel["D"]).any() else np.nan
     sub = sel[sel["D"] == dmax] if np.isfinite(dmax) else sel
     N, S, L = (sub[c].to_numpy(float) for c in ("N", "S", "loss"))
+    clusters = sub["cluster"].to_numpy() if "cluster" in sub.columns else None
     require_two_var(N, S, names=("N (model sizes)", "S (step counts)"))
-    starts = grid_starts(lawfit.TWO_VAR, (N, S), L, grid="adaptive")
-    res = fit_with_ci(lawfit.TWO_VAR, (N, S), L, n_boot=n_boot, seed=seed, starts=starts,
-                      workers=workers, progress=progress)
-    check = validity.assess_law(res.fit, {"N (parameters)": N, "S (steps)": S}, L, res.boot)
+    fits, held = {}, {}
+    for j, (name, form) in enumerate(laws.FORMS.items()):
+        fits[name] = fit_with_ci(form, (N, S), L, n_boot=n_boot, seed=list(seed) + [10 + j],
+                                 workers=workers, progress=progress, groups=clusters)
+        held[name] = heldout.held_out(form, N, S, L)
+    errors = {k: h["error"] for k, h in held.items()}
+    primary, why = heldout.choose(errors, {k: f.n_params for k, f in laws.FORMS.items()})
+    if primary is None:
+        primary, why = DEFAULT_FORM, why + f"; the {DEFAULT_FORM} form is used"
+    free = [e for k, e in errors.items() if not laws.FORMS[k].has_floor and e is not None]
+    forms = {}
+    for name, res in fits.items():
+        e = errors[name]
+        check = validity.assess_law(
+            res.fit, {"N (parameters)": N, "S (steps)": S}, L, res.boot,
+            floor_free_as_good=bool(free) and e is not None and min(free) <= e + heldout.TIE,
+            held_out=(e, noise["log_sd"], source(noise)))
+        forms[name] = {
+            **check,
+            "form": laws.FORMS[name].formula,
+            "source": laws.FORMS[name].source,
+            "n_params": laws.FORMS[name].n_params,
+            "held_out": held[name],
+            "coefficients": res.coef_blocks(),
+            "objective": res.fit.objective,
+            "n_starts": res.fit.n_starts,
+            "bootstrap_ok": res.boot.n_ok,
+        }
+    res = fits[primary]
     out = {
-        **check,
-        "form": "L(N, S) = E + A/N^alpha + B/S^beta",
+        **{k: forms[primary][k] for k in ("status", "diagnostics", "reason", "notes")},
+        "primary_form": primary,
+        "selection": {"rule": "lowest held-out error (mean of the leave-longest-length-out and "
+                              "leave-each-interior-size-out errors); forms within "
+                              f"{heldout.TIE} tie and the one with fewer parameters wins",
+                      "why": why, "held_out_error": errors},
+        "form": forms[primary]["form"],
         "covariates": {"N": "n_params", "S": "steps"},
         "data": {
             "selection": f"final {'/'.join(sorted(set(sub['loss_kind'])))} loss of the points "
@@ -72,35 +111,39 @@ def approach3(sel, fm, n_boot, seed, workers, progress, unit="FLOPs"):
             "keys": sub["key"].tolist(),
             "N": N.tolist(), "S": S.tolist(), "loss": L.tolist(),
         },
-        "coefficients": res.coef_blocks(),
-        "objective": res.fit.objective,
-        "n_starts": res.fit.n_starts,
-        "bootstrap_ok": res.boot.n_ok,
+        "resampling": ("bootstrap clustered by WSD trunk (all lengths of one run drawn "
+                       "together)" if clusters is not None else "bootstrap over points"),
+        "coefficients": forms[primary]["coefficients"],
+        "forms": forms,
     }
-    if not validity.usable(check):
+    if not validity.usable(forms[primary]):
         out["frontier"] = None
-        out["not_determined"] = f"no compute-optimal frontier: {check['reason']}"
+        out["not_determined"] = f"no compute-optimal frontier: {forms[primary]['reason']}"
         return out, None
+    form = laws.FORMS[primary]
     samples = res.samples()
     Cg = c_grid(float(sel["C"].min()), float(sel["C"].max()))
-    alloc = frontier.allocation(res.fit.coefs, fm, Cg)
-    alloc_r = frontier.allocation(samples, fm, Cg) if res.boot.n_ok else None
-    p = fm.p if fm.kind == "power" else float(np.polyfit(fm.log_n, fm.log_f, 1)[0])
-    ex = frontier.exponents(res.fit.coefs, p)
-    ex_r = frontier.exponents(samples, p) if res.boot.n_ok else {}
+    alloc = frontier.allocation_form(form, res.fit.theta, fm, Cg)
+    alloc_r = frontier.allocation_form(form, res.boot.theta, fm, Cg) if res.boot.n_ok else None
+    ex = frontier.exponents(res.fit.coefs, fm.p)
+    ex_r = frontier.exponents(samples, fm.p) if res.boot.n_ok else {}
     out["exponents"] = {
+        "alpha": block(res.fit.coefs["alpha"], samples.get("alpha")),
+        "beta": block(res.fit.coefs["beta"], samples.get("beta")),
+        "alpha/beta": block(ex["alpha/beta"], ex_r.get("alpha/beta")),
         "N_opt ~ C^a": block(ex["a_N"], ex_r.get("a_N")),
         "S_opt ~ C^b": block(ex["b_S"], ex_r.get("b_S")),
         "L* - E ~ C^-gamma": block(ex["gamma_L"], ex_r.get("gamma_L")),
-        "flops_exponent_p": p,
+        "flops_exponent_p": fm.p,
     }
-    out["allocation_method"] = "closed_form" if fm.kind == "power" else "numerical"
+    out["allocation_method"] = "numerical (grid + golden section on the primary form)"
     out["frontier"] = {
         "C": Cg.tolist(), "unit": unit,
         **{k: band(alloc[k], None if alloc_r is None else alloc_r[k])
            for k in ("N_opt", "S_opt", "L_opt")},
     }
-    reps = {"coefs": res.fit.coefs, "samples": samples, "flops": fm,
+    reps = {"form": form, "theta": res.fit.theta, "boot_theta": res.boot.theta, "flops": fm,
+            "a_samples": ex_r.get("a_N"), "a": ex["a_N"],
             "range": (float(sel["C"].min()), float(sel["C"].max()))}
     return out, reps
 

@@ -31,8 +31,9 @@ def _fit_line(key, label, s):
     head = f"{label}: {s['status']}"
     if key == "approach3":
         c = s["coefficients"]
-        head += (f", alpha = {_fmt(c['alpha'])}, beta = {_fmt(c['beta'])}, E = {_fmt(c['E'])}"
-                 f", N_opt ~ C^{_fmt(s['exponents']['N_opt ~ C^a'])}")
+        head += (f", primary form {s['primary_form']}, alpha = {_fmt(c['alpha'])}, beta = "
+                 f"{_fmt(c['beta'])}" + (f", E = {_fmt(c['E'])}" if "E" in c else "")
+                 + f", N_opt ~ C^{_fmt(s['exponents']['N_opt ~ C^a'])}")
     elif key == "approach2":
         head += f", N_opt ~ C^a, a = {_fmt(s['a'])}"
     elif key == "approach1":
@@ -44,13 +45,30 @@ def _fit_line(key, label, s):
     return head
 
 
+def _held_out_lines(s) -> list[str]:
+    """One line per law form: its held-out errors and status, the primary marked."""
+    out = []
+    for name, f in (s.get("forms") or {}).items():
+        h = f["held_out"]
+        e = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+        mark = "*" if name == s.get("primary_form") else " "
+        out.append(f"   {mark} {name:<9} held-out error {e(h['error'])} (longest length "
+                   f"{e(h['longest_length']['error'])}, interior sizes "
+                   f"{e(h['interior_sizes']['error'])}), {f['n_params']} parameters, "
+                   f"{f['status']}")
+    return out
+
+
 def summary_table(fits: dict, files: list[str], png_note: str) -> str:
     pts = fits["points"]
     lines = [f"sweep {fits['sweep']}: {fits['n_trials']} finished trials, {pts['n_points']} "
              f"points fitted ({pts['mode']}: {pts['n_cells']} cells), {fits['bootstrap']} "
              f"bootstrap resamples (seed {fits['seed']}), compute axis: "
              f"{fits['compute']['kind']} [{fits['compute']['unit']}]"]
-    for note in fits["notes"] + fits["verdict"]["notes"]:
+    notes = fits["notes"] + fits["verdict"]["notes"]
+    if fits.get("run_noise"):
+        notes = notes + [fits["run_noise"]["statement"]]
+    for note in notes:
         lines.append(f"  note: {note}")
     lines.append("")
     for q in fits["verdict"]["questions"]:
@@ -63,6 +81,10 @@ def summary_table(fits: dict, files: list[str], png_note: str) -> str:
         lines += ["", f"{name} ({eq[v['equivariant']]}; {v['n_trials']} points)"]
         for key, label in FITS:
             lines.append(_wrap(_fit_line(key, label, v[key]), "  "))
+            if key == "approach3":
+                lines += _held_out_lines(v[key])
+                for n in v[key].get("notes") or []:
+                    lines.append(_wrap(f"note: {n}", "    "))
     lines.append("")
     lines += [f"wrote {f}" for f in files if not f.endswith(".png")]
     lines.append(png_note)

@@ -37,10 +37,20 @@ def answers(fits: dict, points) -> dict:
     pairs, known = ordered_pairs(variants)
     unit = fits["compute"]["unit"]
     out = {"equivariance_known": known, "questions": []}
-    notes = [] if known else ["the store does not record which family is equivariant "
-                              "(no `equivariant` column): pairs are compared in name order"]
+    flags = {info.get("equivariant") for info in variants.values()} - {None}
+    if known:
+        notes = []
+    elif flags:  # the store says; only one side of the pair has finished points yet
+        side = "equivariant" if True in flags else "non-equivariant"
+        notes = [f"only {side} variants have finished trials so far: no equivariant / "
+                 "non-equivariant pair yet (variants are compared in name order)"]
+    else:
+        notes = ["the store does not record which family is equivariant (no `equivariant` "
+                 "column): pairs are compared in name order"]
+    noise = fits.get("run_noise") or {}
+    sigma = noise["log_sd"] if noise.get("measured") else 0.0
     out["questions"].append(_q(
-        "data_efficiency", *_data_efficiency(pairs, points, variants)))
+        "data_efficiency", *_data_efficiency(pairs, points, variants, sigma)))
     out["questions"].append(_q("compute", *_compute(pairs, fits, unit)))
     out["questions"].append(_q("allocation", *_allocation(variants, unit)))
     out["notes"] = notes
@@ -64,14 +74,36 @@ def ordered_pairs(variants: dict) -> tuple[list[tuple[str, str]], bool]:
     return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]], False
 
 
-def ratio_interval(a, sa, b, sb):
+def ratio_interval(a, sa, b, sb, run_noise: float = 0.0):
     """a/b with a 95% interval from independent standard errors (log-normal delta method;
-    conservative for paired evaluations on the same windows). None where an s.e. is missing."""
+    conservative for paired evaluations on the same windows), plus the run-to-run noise
+    (log-sd) of each point when seed replicates measured it. None where an s.e. is missing."""
     r = a / b
     if sa is None or sb is None or not (np.isfinite(sa) and np.isfinite(sb)):
         return r, None
-    s = np.hypot(sa / a, sb / b)
+    s = np.sqrt((sa / a) ** 2 + (sb / b) ** 2 + 2 * run_noise**2)
     return r, (r * np.exp(-Z95 * s), r * np.exp(Z95 * s))
+
+
+def _pct(x: float) -> str:
+    x = abs(x)
+    return f"{x:.1f}%" if x < 9.95 else f"{x:.0f}%"
+
+
+def fmt_change(r, ci, missing="no s.e. recorded", than: str = "") -> str:
+    """A loss ratio a/b as a reader says it: '15% [12%, 18%] higher' / '6% [3%, 9%] lower'
+    (+ `than`), the interval in the same direction; a signed one where it includes no
+    difference, which the text then says."""
+    up = r >= 1
+    word = "higher" if up else "lower"
+    s = _pct((r - 1) * 100) + " "
+    if ci is None:
+        return s + f"{word}{than} ({missing})"
+    lo, hi = ((ci[0] - 1) * 100, (ci[1] - 1) * 100) if up else ((1 - ci[1]) * 100,
+                                                                (1 - ci[0]) * 100)
+    if lo < 0:  # the interval includes equality
+        return s + f"[{lo:+.1f}%, {hi:+.1f}%] {word}{than}: not distinguishable from equal"
+    return s + f"[{_pct(lo)}, {_pct(hi)}] {word}{than}"
 
 
 def fmt_ratio(r, ci, missing="no s.e. recorded") -> str:
@@ -93,7 +125,7 @@ def _best_by_d(points, variant) -> dict:
     return {float(r["D"]): r for _, r in axis.iterrows()}
 
 
-def _data_efficiency(pairs, points, variants):
+def _data_efficiency(pairs, points, variants, sigma=0.0):
     if not pairs:
         return "not determined", "not determined: it needs two variants", []
     details, parts = [], []
@@ -106,16 +138,17 @@ def _data_efficiency(pairs, points, variants):
         rows = []
         for d in shared:
             ra, rb = ba[d], bb[d]
-            r, ci = ratio_interval(ra["loss"], _se(ra), rb["loss"], _se(rb))
+            r, ci = ratio_interval(ra["loss"], _se(ra), rb["loss"], _se(rb), sigma)
             rows.append({"D": d, "ratio": float(r), "ci": None if ci is None else list(ci),
                          "keys": [str(ra["key"]), str(rb["key"])],
                          "epochs": [_f(ra["epochs"]), _f(rb["epochs"])]})
         details.append({"pair": [a, b], "per_D": rows})
         lo, hi = rows[0], rows[-1]
-        s = (f"with {lo['D']:g} training trajectories {a} reaches "
-             f"{fmt_ratio(lo['ratio'], lo['ci'])} the test loss of {b}")
+        than = f" than {b}'s"
+        s = (f"with {lo['D']:g} training trajectories {a}'s test loss is "
+             f"{fmt_change(lo['ratio'], lo['ci'], than=than)}")
         if len(rows) > 1:
-            s += f", with {hi['D']:g} {fmt_ratio(hi['ratio'], hi['ci'])}"
+            s += f", with {hi['D']:g} {fmt_change(hi['ratio'], hi['ci'])}"
         if hi["epochs"][1] is not None:
             s += f" ({b} at {hi['epochs'][1]:.3g} epochs)"
         parts.append(s)
@@ -157,8 +190,9 @@ def _compute(pairs, fits, unit):
         ci = (lo, hi) if lo is not None and hi is not None else None
         lo_c, hi_c = c["compute_range"]
         what = "training wall-clock" if unit == "s" else "training compute"
-        s = (f"at equal {what} {a} reaches {fmt_ratio(v, ci, 'no bootstrap interval')} "
-             f"the loss of {b} "
+        than = f" than {b}'s"
+        s = (f"at equal {what} {a}'s loss is "
+             f"{fmt_change(v, ci, 'no bootstrap interval', than=than)} "
              f"(at {np.sqrt(lo_c * hi_c):.2g} {unit}; over {lo_c:.2g}–{hi_c:.2g} {unit}, "
              f"{c['range_kind']})")
         if c["status"] == "weak":
@@ -174,14 +208,52 @@ def _compute(pairs, fits, unit):
                        f"{fmt_block(a3['exponents']['L* - E ~ C^-gamma'])}"
                        + (" [weak fit]" if a3["status"] == "weak" else ""))
         else:
-            undet.append(f"{name}: {a3['reason']}")
+            undet.append(f"{name}: {first_reason(a3)}")
     if undet:
         gam.append("Approach 3 not determined for " + "; ".join(undet))
     text = "; ".join(p for p in parts if "not determined" not in p or not undet)
     text = (text + ". " if text else "") + "Per variant: " + "; ".join(gam) + "."
     if not ok:
-        text = "Not determined: " + ("; ".join(undet) + "." if undet else text)
-    return ("answered" if ok else "not determined"), text[0].upper() + text[1:], details
+        text = "Not determined from fits: " + ("; ".join(undet) + "." if undet else text)
+    measured, any_measured = _by_cost(fits.get("cost_conventions"))
+    if measured:
+        text += (" Measured at equal cost, each variant's best tuned point within the budget "
+                 "(loss of the first variant vs the second): " + measured)
+    answered = ok or any_measured
+    return ("answered" if answered else "not determined"), text[0].upper() + text[1:], details
+
+
+def first_reason(block) -> str:
+    """The first reason of a block's worst severity (the rest are listed under Fits)."""
+    worst = [d["message"] for d in block.get("diagnostics", [])
+             if d["severity"] == block.get("status")]
+    more = len(worst) - 1
+    return (worst[0] + (f" (+{more} more reason{'s' * (more > 1)} under Fits)" if more > 0
+                        else "")) if worst else str(block.get("reason"))
+
+
+def _by_cost(block) -> tuple[str, bool]:
+    """One sentence per cost convention: the pair's loss change at its smallest and largest
+    shared budget (costs.py); conventions the store lacks say so."""
+    if not block:
+        return "", False
+    parts, any_ok = [], False
+    for info in block["conventions"].values():
+        if info["status"] == "not available":
+            parts.append(f"{info['short']}: not available ({info['reason']})")
+            continue
+        pairs = []
+        for p in info["pairs"]:
+            rows = p["budgets"]
+            if not rows:
+                pairs.append(f"{' vs '.join(p['pair'])}: {p.get('why', '-')}")
+                continue
+            any_ok = True
+            ends = [rows[0]] if len(rows) == 1 else [rows[0], rows[-1]]
+            pairs.append(f"{p['pair'][0]} vs {p['pair'][1]}: " + ", ".join(
+                f"{r['change']} within {r['C']:.2g} {info['unit']}" for r in ends))
+        parts.append(f"{info['short']}: " + "; ".join(pairs))
+    return ". ".join(parts) + " (all budgets: the table 'Loss at equal cost').", any_ok
 
 
 def _allocation(variants, unit):
@@ -189,7 +261,7 @@ def _allocation(variants, unit):
     for name, info in variants.items():
         a3 = info["approach3"]
         if not validity.usable(a3):
-            parts.append(f"{name}: not determined ({a3['reason']})")
+            parts.append(f"{name}: not determined ({first_reason(a3)})")
             continue
         a, b = a3["exponents"]["N_opt ~ C^a"], a3["exponents"]["S_opt ~ C^b"]
         s = (f"{name}: N_opt ∝ C^{fmt_block(a)}, S_opt ∝ C^{fmt_block(b)}"

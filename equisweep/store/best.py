@@ -44,6 +44,9 @@ def best_trials(final: pa.Table, per: str = "cell") -> pa.Table:
     augment = df["augment"].fillna(False).astype(bool)
     frame = df.assign(S=df["steps"], D=df["train_trajectories"], augment=augment,
                       variant=[variant_name(f, a) for f, a in zip(df["family"], augment)])
+    records = []  # per cell, whatever `per` is: a grid edge is a property of a cell's search
+    for _, one in frame.groupby("sweep", sort=True):
+        records += select(one.reset_index(drop=True), "tuned")[1]
     if per == "variant":  # the same rule over cells that differ only in family + augment
         frame = frame.assign(size="", S=0, D=0, seed=0)
     rows = []
@@ -51,5 +54,18 @@ def best_trials(final: pa.Table, per: str = "cell") -> pa.Table:
         chosen, _ = select(one.reset_index(drop=True), "tuned")
         rows += chosen["row"].tolist()
     picked = final.take(pa.array(sorted(rows), pa.int64()))
+    picked = _with_grid_edge(final, picked, records)
     order = [(c, "ascending") for c in PER[per]]
     return picked.sort_by(order) if picked.num_rows else picked
+
+
+def _with_grid_edge(final: pa.Table, picked: pa.Table, records) -> pa.Table:
+    """`at_grid_edge`: which searched hyperparameter the tuned point took at the smallest or
+    largest value its cell tried ("" where none; analysis/grid_edge.py)."""
+    from equisweep.analysis import grid_edge
+
+    hp_cols = [c for c in final.column_names if c.startswith("hp_") or c == "hparams"]
+    hp = grid_edge.hparams_by_key(final.select(["key"] + hp_cols).to_pandas())
+    flagged = grid_edge.flags(records, hp)
+    col = [grid_edge.text(flagged.get(str(k), [])) for k in picked.column("key").to_pylist()]
+    return picked.append_column("at_grid_edge", pa.array(col, pa.string()))

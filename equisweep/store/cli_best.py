@@ -11,7 +11,7 @@ from equisweep.store.cli_common import add_store_argument, check_sweep, open_for
 
 TABLE_COLUMNS = ("sweep", "key", "family", "augment", "size", "n_params", "steps",
                  "train_trajectories", "seed", "*hp", "val_loss", "test_loss",
-                 "test_loss_se", "skill")
+                 "test_loss_se", "skill", "at_grid_edge")
 
 
 def add_arguments(parser) -> None:

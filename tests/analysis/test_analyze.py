@@ -8,10 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from equisweep import cli
-from equisweep.analysis import validity
+from equisweep.analysis import frontier, laws, schema, validity
 from equisweep.analysis.analyze import analyze_store
 from tests.analysis.synth import LAWS, write_sweep
 
@@ -43,10 +44,13 @@ def test_quickstart_degrades_gracefully(quickstart_store, capsys, monkeypatch):
     assert comp["status"] == "undetermined" and "ratio" not in comp
     assert "no loss ratio or crossover" in comp["not_determined"]
     q = {x["id"]: x for x in fits["verdict"]["questions"]}
-    assert q["compute"]["status"] == q["allocation"]["status"] == "not determined"
+    assert q["allocation"]["status"] == "not determined"
+    assert q["compute"]["answer"].startswith("Not determined from fits")
     html = (folder / "report.html").read_text()
     assert html.count("* plotly.js v") == 1  # one embedded copy for all figures
-    assert html.count('class="plotly-graph-div"') == 6
+    # no empty allocation chart: the report says why there is none in its place
+    assert html.count('class="plotly-graph-div"') == 5
+    assert "Not determined for any variant, so there is no allocation to draw" in html
     assert "not enough data: need ≥ 3 distinct N" in html
     assert html.index("id='verdict'") < html.index('class="plotly-graph-div"')
     assert "not determined" in out.lower() and "report.html" in out and "PNG copies" in out
@@ -95,8 +99,22 @@ def test_study_recovers_planted_laws(study):
             assert lo <= c[k]["value"] <= hi and c[k]["se"] > 0
         assert v["flops_model"]["kind"] == "power"
         assert v["flops_model"]["p"] == pytest.approx(LAWS[fam]["p"], rel=1e-6)
-        assert a3["allocation_method"] == "closed_form"
+        schema.check(a3)  # the typed schema of the Approach 3 block
+        bad = json.loads(json.dumps(a3))
+        bad["forms"]["kaplan"]["held_out"]["error"] = "small"
+        with pytest.raises(TypeError, match=r"approach3\.forms\.kaplan\.held_out\.error"):
+            schema.check(bad)
+        assert a3["primary_form"] == "additive", a3["selection"]
+        assert set(a3["forms"]) == set(laws.FORMS)
+        for f in a3["forms"].values():
+            assert f["held_out"]["longest_length"]["error"] is not None
+            assert len(f["held_out"]["interior_sizes"]["per_size"]) == 3
         fr = a3["frontier"]
+        # the numerical optimum of the primary form is the additive form's closed form
+        closed = frontier.allocation({k: c[k]["value"] for k in c}, frontier.FlopsModel(
+            "power", k=v["flops_model"]["k"], p=v["flops_model"]["p"]), fr["C"])
+        np.testing.assert_allclose(fr["N_opt"]["value"], closed["N_opt"], rtol=1e-3)
+        np.testing.assert_allclose(fr["L_opt"]["value"], closed["L_opt"], rtol=1e-6)
         assert len(fr["C"]) == len(fr["L_opt"]["value"]) == len(fr["L_opt"]["lo"])
         assert all(lo <= hi for lo, hi in zip(fr["N_opt"]["lo"], fr["N_opt"]["hi"]))
         assert validity.usable(v["approach1"])
@@ -124,7 +142,7 @@ def test_study_compares_families(study):
 def test_study_summary_and_files(study):
     res, out = study
     assert {Path(f).name for f in res.files} == {"fits.json", "report.html"}
-    assert "at equal training compute gatr reaches" in res.summary.lower()
+    assert "at equal training compute gatr's loss is" in res.summary.lower()
     assert not list(out.glob(".*tmp"))  # nothing half-written left behind
     html = (out / "report.html").read_text()
     assert "Approach 3" in html and "Crossover" in html
@@ -154,7 +172,7 @@ def test_compute_wall_fits_against_measured_seconds(full_store):
         assert v["approach3"]["coefficients"]["alpha"]["value"] == pytest.approx(
             f["approach3"]["coefficients"]["alpha"]["value"])
     answer = wall["verdict"]["questions"][1]["answer"]
-    assert answer.startswith("At equal training wall-clock gatr reaches") and " s;" in answer
+    assert answer.startswith("At equal training wall-clock gatr's loss is") and " s;" in answer
 
 
 def test_compute_wall_without_wall_clock_is_a_user_error(store, capsys):
@@ -182,3 +200,27 @@ def test_fits_json_is_a_function_of_the_store(quickstart_store, tmp_path):
     assert outs[0] == outs[1]
     prov = json.loads(outs[0])["provenance"]
     assert "analysed_at" not in prov and "data_as_of" in prov  # None: synth rows have no ends
+
+
+def test_report_written_mid_run_says_the_sweep_is_running(quickstart_store, tmp_path):
+    """A live driver beat: the report says it is provisional and counts finished trials
+    against the planned ones (not against the rows the store happens to hold)."""
+    import time
+
+    from equisweep.store.heartbeat import write_beat
+
+    meta = {"name": "quick", "planned_trials": 40, "spec": {}, "source": "quick.yaml"}
+    quickstart_store.write_sweep_meta("quick", meta)
+    write_beat(quickstart_store, "quick", {"state": "running", "beat_at": time.time(),
+                                           "interval_s": 60, "host": "elsewhere"})
+    res = analyze_store(quickstart_store.uri, "quick", tmp_path / "r", n_boot=0, png=False)
+    n = res.fits["n_trials"]
+    assert res.fits["progress"] == {
+        "running": True, "finished_trials": n, "planned_trials": 40,
+        "statement": f"the sweep is still running: {n} of 40 planned trials finished; this "
+                     "report is provisional"}
+    assert res.fits["notes"][0] == res.fits["progress"]["statement"]
+    html = (tmp_path / "r" / "report.html").read_text()
+    # said first thing in the answers box, before the questions
+    head = html[html.index("id='verdict'"):html.index("<ol>", html.index("id='verdict'"))]
+    assert f"the sweep is still running: {n} of 40 planned trials finished" in head

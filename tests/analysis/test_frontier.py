@@ -108,3 +108,16 @@ def test_isoflop_says_what_is_missing():
     fm = frontier.FlopsModel("power", k=6.0, p=1.0)
     iso = approaches.isoflop(_curves(COEFS, [1e3, 1e5], fm))
     assert "need ≥ 3 distinct N" in iso.reason
+
+
+def test_an_off_ladder_size_does_not_set_the_flops_exponent():
+    """GATr's 804-parameter size costs ~4× the FLOPs per parameter of the rest: it is left
+    out of p (and named), while F keeps every size for the allocation."""
+    N = np.array([4e3, 8e3, 1.6e4, 3e4])
+    F = 70.0 * N**1.1
+    Nx, Fx = np.append(800.0, N), np.append(4 * 70.0 * 800.0**1.1, F)
+    fm = frontier.fit_flops(Nx, Fx)
+    assert fm.p == pytest.approx(1.1, rel=1e-9) and fm.off_ladder == [800.0]
+    assert fm.kind == "interp" and fm(800.0) == pytest.approx(Fx[0], rel=1e-9)
+    assert fm.to_json()["off_ladder"] == [800.0]
+    assert frontier.fit_flops(N, F).off_ladder == []

@@ -93,3 +93,20 @@ def test_fits_use_the_tuned_point_of_each_cell(store):
     pooled = analyze_data(data, n_boot=0, points="all")
     assert pooled["points"]["n_points"] == 96
     assert len(pooled["variants"]["gatr"]["approach3"]["data"]["keys"]) == 48
+
+
+def test_grid_edge_flags_only_winners_at_an_end_of_what_their_cell_tried():
+    from equisweep.analysis import grid_edge
+
+    hp = {"a": {"lr": 1e-3, "wd": 0.1}, "b": {"lr": 3e-3, "wd": 0.1},
+          "c": {"lr": 1e-2, "wd": 0.1}, "d": {"lr": 5e-3}}
+    records = [{"key": "b", "variant": "v", "candidates": ["a", "b", "c"]},  # interior
+               {"key": "c", "variant": "v", "candidates": ["a", "b", "c"]},  # top
+               {"key": "d", "variant": "w", "candidates": ["d"]}]  # nothing searched
+    flags = grid_edge.flags(records, hp)
+    assert list(flags) == ["c"]
+    assert flags["c"] == [{"param": "lr", "value": 1e-2, "edge": "top", "tried": [1e-3, 1e-2],
+                           "n_tried": 3}]
+    s = grid_edge.summary(records, flags)
+    assert s["n_at_edge"] == 1 and s["by_variant"]["v"] == {"n_cells": 2, "at_edge": 1,
+                                                            "top": 1, "bottom": 0}

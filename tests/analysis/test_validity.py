@@ -69,7 +69,7 @@ def test_planted_law_is_ok_and_quiet(planted):
     ("no floor", planted_table(E=0.0), "E_zero", "weak"),
     ("noisy", planted_table(n=40, noise=0.15), "wide_interval", "weak"),
     ("very noisy", planted_table(n=20, noise=0.8), "wide_interval", "undetermined"),
-    ("quickstart", tuple(QUICKSTART.T), "numeric_bound", "undetermined"),
+    ("quickstart", tuple(QUICKSTART.T), "exponent_range", "undetermined"),
 ])
 def test_each_diagnostic_fires_on_its_degenerate_table(name, table, code, severity):
     check, _ = assess(*table)
@@ -83,7 +83,30 @@ def test_each_diagnostic_fires_on_its_degenerate_table(name, table, code, severi
 def test_quickstart_table_is_undetermined_for_every_reason_it_has():
     check, _ = assess(*QUICKSTART.T)
     assert check["status"] == "undetermined"
-    assert {"few_points", "exponent_range", "numeric_bound", "narrow_covariate"} <= codes(check)
+    # E ran off to e^-667: that is E → 0, reported as a collapsed floor, not a numeric bound
+    assert {"few_points", "exponent_range", "E_zero", "narrow_covariate"} <= codes(check)
+
+
+def test_collapsed_floor_is_a_note_when_a_floor_free_form_predicts_as_well():
+    N, S, L = planted_table(E=0.0)
+    _, res = assess(N, S, L, n_boot=0)
+    weak = validity.assess_law(res.fit, {"N": N, "S": S}, L)
+    note = validity.assess_law(res.fit, {"N": N, "S": S}, L, floor_free_as_good=True)
+    assert weak["status"] == "weak" and "E_zero" in codes(weak)
+    assert note["status"] == "ok" and note["reason"] is None
+    assert [d["severity"] for d in note["diagnostics"]] == ["note"]
+    assert "no floor in the measured range" in note["notes"][0]
+
+
+@pytest.mark.parametrize("error, status", [(0.05, "ok"), (0.2, "weak"), (None, "ok")])
+def test_held_out_error_is_judged_against_the_run_to_run_noise(planted, error, status):
+    _, res = planted
+    N, S, L = planted_table()
+    check = validity.assess_law(res.fit, {"N": N, "S": S}, L,
+                                held_out=(error, 0.04, "measured"))
+    assert check["status"] == status
+    if status == "weak":
+        assert "held-out error 0.2 is above 2× the run-to-run noise 0.04" in check["reason"]
 
 
 def test_e_above_smallest_loss_fires():

@@ -14,7 +14,9 @@ from equisweep.analysis.analyze import analyze_data
 from equisweep.analysis.data import load_sweep
 from tests.analysis.synth import NewerStore, write_sweep
 
-NUM = r"\d+\.\d+× \[\d+\.\d+, \d+\.\d+\]"  # a ratio with its interval
+PCT = r"\d+(\.\d)?%"
+# a loss change with its interval
+CHANGE = PCT + r" \[[+-]?" + PCT + ", [+-]?" + PCT + r"\] (higher|lower)"
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +34,10 @@ def test_three_questions_answered_with_numbers_and_intervals(fits):
     q = {x["id"]: x for x in v["questions"]}
     assert list(q) == ["data_efficiency", "compute", "allocation"]
     assert all(x["status"] == "answered" for x in q.values()), q
-    assert re.search(r"With 64 training trajectories gatr reaches " + NUM
-                     + " the test loss of transformer\\+aug", q["data_efficiency"]["answer"])
-    assert re.search(r"At equal training compute gatr reaches " + NUM
-                     + " the loss of transformer\\+aug", q["compute"]["answer"])
+    assert re.search(r"With 64 training trajectories gatr's test loss is " + CHANGE
+                     + " than transformer\\+aug's", q["data_efficiency"]["answer"])
+    assert re.search(r"At equal training compute gatr's loss is " + CHANGE
+                     + " than transformer\\+aug's", q["compute"]["answer"])
     assert "FLOPs" in q["compute"]["answer"]
     assert re.search(r"gatr: N_opt ∝ C\^\d\.\d\d \[\d\.\d\d, \d\.\d\d\]", q["allocation"]["answer"])
     # the measured ratio at each D equals the ratio of the two points' stored test losses
@@ -50,8 +52,11 @@ def test_undetermined_pairs_say_why(store):
                 steps=[100, 300], trajs=[128])
     fits = analyze_data(load_sweep(NewerStore(store), "few"), n_boot=0)
     q = {x["id"]: x for x in fits["verdict"]["questions"]}
-    assert q["compute"]["status"] == q["allocation"]["status"] == "not determined"
-    assert q["compute"]["answer"].startswith("Not determined: gatr: not enough data")
+    assert q["allocation"]["status"] == "not determined"
+    # no law, but the loss at equal cost is measured: answered from the points themselves
+    assert q["compute"]["status"] == "answered"
+    assert q["compute"]["answer"].startswith("Not determined from fits: gatr: not enough data")
+    assert "Measured at equal cost" in q["compute"]["answer"]
     assert q["data_efficiency"]["status"] == "answered"  # measured, needs no fit
 
 
@@ -62,6 +67,16 @@ def test_pairs_put_the_equivariant_variant_first_without_naming_families():
     assert known and pairs == [("z_equi", "a_plain"), ("z_equi", "a_plain+aug")]
     pairs, known = verdict.ordered_pairs({k: {"equivariant": None} for k in variants})
     assert not known and len(pairs) == 3
+
+
+@pytest.mark.parametrize("r, ci, text", [
+    (1.15, (1.12, 1.18), "15% [12%, 18%] higher"),
+    (0.94, (0.91, 0.97), "6.0% [3.0%, 9.0%] lower"),
+    (1.03, (0.98, 1.08), "3.0% [-2.0%, +8.0%] higher: not distinguishable from equal"),
+    (0.5, None, "50% lower (no s.e. recorded)"),
+])
+def test_loss_changes_read_as_percentages(r, ci, text):
+    assert verdict.fmt_change(r, ci) == text
 
 
 def test_ratio_interval():

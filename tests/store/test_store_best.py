@@ -91,6 +91,9 @@ def test_best_cli_per_cell_and_variant(tuned, run_cli, tmp_path):
     assert [(r["key"], r["steps"], r["val_loss"]) for r in rows] == [("b", 10, 0.4),
                                                                      ("c", 20, 0.2)]
     assert rows[0]["hparams"] == {"lr": 3e-3} and rows[0]["hp_lr"] == 3e-3
+    # each cell tried lr 1e-3 and 3e-3: its winner sits at an edge of that range
+    assert [r["at_grid_edge"] for r in rows] == ["lr=0.003 (top of 0.001–0.003)",
+                                                 "lr=0.001 (bottom of 0.001–0.003)"]
     rc, out, _ = run_cli("best", "tune", "--store", store, "--per", "variant",
                          "--format", "csv")
     assert rc == 0 and out.splitlines()[1].startswith('"tune","c"')
