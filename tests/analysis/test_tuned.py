@@ -93,3 +93,21 @@ def test_fits_use_the_tuned_point_of_each_cell(store):
     pooled = analyze_data(data, n_boot=0, points="all")
     assert pooled["points"]["n_points"] == 96
     assert len(pooled["variants"]["gatr"]["approach3"]["data"]["keys"]) == 48
+
+
+@settings(max_examples=100, deadline=None)
+@given(tables(), st.lists(st.sampled_from(["ds1", "ds2", None]), min_size=40, max_size=40),
+       st.lists(st.sampled_from(["c1", "c2", None]), min_size=40, max_size=40))
+def test_no_cell_mixes_datasets_or_cell_keys(t, datasets, cell_keys):
+    """Two submissions of one sweep on different datasets (or training setups) share grid
+    columns; their trials never compete in one cell, and rows without the identity columns
+    (older stores) still group by the grid columns."""
+    df, _ = t
+    df = df.assign(dataset=datasets[:len(df)], cell_key=cell_keys[:len(df)])
+    _, records = tuned.select(df)
+    by_key = df.set_index("key")
+    for rec in records:
+        members = by_key.loc[rec["candidates"]]
+        assert members["dataset"].fillna("").nunique() == 1
+        assert members["cell_key"].fillna("").nunique() == 1
+        assert rec["dataset"] == (members["dataset"].fillna("").iloc[0] or None)
