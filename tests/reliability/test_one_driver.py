@@ -118,3 +118,32 @@ def test_a_signal_mid_sweep_exits_non_zero_saying_how_to_resume(head_cluster, tm
     resumed = Driver(["resume", name, *common], tmp_path / "resume.log")
     assert resumed.wait() == 0, resumed.tail()
     _assert_complete(store_path, name)
+
+
+def _no_nan(token: str):
+    raise AssertionError(f"not strict JSON: {token}")
+
+
+def test_readers_work_beside_a_live_driver(head_cluster, tmp_path):
+    """`query`, `status` and `store check` read a store while its driver writes into it:
+    exit 0, strict JSON, and the driver is not disturbed (readers take no lease)."""
+    address, _ = head_cluster
+    name = "read-live"
+    store_path = tmp_path / "store"
+    driver = Driver(["run", str(_sweep(tmp_path, name)), "--store", str(store_path),
+                     "--address", address, "--no-progress"], tmp_path / "run.log",
+                    _gate(tmp_path))
+    try:
+        _wait_for_gated_trial(driver, tmp_path / "marks")
+        store = ["--store", str(store_path)]
+        for args in (["query", name, *store, "--final", "--format", "json"],
+                     ["status", name, *store, "--json"], ["store", "check", *store]):
+            out = _cli(args, tmp_path)
+            assert out.returncode == 0, (args, out.stderr)
+            if "json" in " ".join(args):
+                json.loads(out.stdout, parse_constant=_no_nan)
+        status = json.loads(_cli(["status", name, *store, "--json"], tmp_path).stdout)[0]
+        assert status["driver"] == "alive" and status["running"] >= 1, status
+        assert driver.proc.poll() is None
+    finally:
+        driver.kill()
