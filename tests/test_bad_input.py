@@ -77,6 +77,12 @@ SWEEPS = {
                                   "train_trajectories": [8], "seed": list(range(100))}),
     "search_explodes": _sweep(search={"method": "random", "samples_per_cell": 10**7,
                                       "params": {"lr": {"loguniform": [1e-3, 1e-2]}}}),
+    # issue 21: an integral float beyond int64, and a count whose field is named
+    "steps_1e30": _sweep(grid={"steps": [1e30], "train_trajectories": [8], "seed": [0]}),
+    "samples_per_cell_1e9": _sweep(search={"method": "optuna", "samples_per_cell": 10**9,
+                                           "params": {"lr": {"loguniform": [1e-3, 1e-2]}}}),
+    "eval_batches_removed": _sweep(training={"batch_size": 4, "eval_every": 10,
+                                             "checkpoint_every": 10, "eval_batches": 4}),
     # object stores
     "store_s3_no_bucket": _sweep(store="s3://"),
     "store_s3_no_bucket_slash": _sweep(store="s3:///prefix"),
@@ -102,7 +108,11 @@ EXPECT_SWEEP = {
     "seed_beyond_int64": "grid.seed[0]: 1180591620717411303424 does not fit a 64-bit",
     "width_beyond_int64": "families.gatr.sizes[0].width", "lr_nan": "loguniform[0]",
     "budget_infinite": "budget.flops", "negative_beyond_int64": "retries",
-    "grid_explodes": "1200000 trials planned; at most 100000", "search_explodes": "trials planned",
+    "grid_explodes": "grid.steps: 3000 makes 1200000 trials planned",
+    "search_explodes": "search.samples_per_cell: 10000000 makes",
+    "steps_1e30": "grid.steps[0]: must fit a 64-bit integer",
+    "samples_per_cell_1e9": "search.samples_per_cell: 1000000000 makes",
+    "eval_batches_removed": "training.eval_batches: removed",
     "store_s3_no_bucket": "names no bucket", "store_s3_no_bucket_slash": "names no bucket",
     "store_s3_credentials_in_uri": "credentials in the URI are refused",
     "store_s3_secret_query": "secret_key in the URI is refused",
@@ -173,8 +183,6 @@ CASES += [
     ("resume_name_dotdot", ["resume", "../x", "--store", "{tmp}/store"], "'../x'"),
     ("resume_name_slash", ["resume", "a/b", "--store", "{tmp}/store"], "'a/b'"),
     ("resume_unknown_sweep", ["resume", "nosuch", "--store", "{tmp}/store"], "'nosuch'"),
-    ("resume_without_tune_state", ["resume", "notune", "--store", "{tmp}/store"],
-     "{tmp}/store/_tune/notune"),
     ("resume_store_is_a_file", ["resume", "x", "--store", "{tmp}/afile"], "{tmp}/afile"),
     ("submit_address_not_url",
      ["submit", "{tmp}/sweeps/good.yaml", "--address", "not-a-url"], "--address"),
@@ -273,6 +281,8 @@ CASES += [
      "--d"),
     ("fit_unknown_form", ["fit", "--csv", "{tmp}/ab.csv", "--n", "N", "--d", "D", "--loss",
                           "L", "--form", "cubic"], "known: additive"),
+    ("fit_header_only", ["fit", "--csv", "{tmp}/header.csv", "--n", "N", "--d", "D", "--loss",
+                         "L"], "--csv {tmp}/header.csv: no data rows"),
 ]
 
 
@@ -326,6 +336,7 @@ def world(tmp_path, datasets, monkeypatch):
     (tmp_path / "notds").mkdir()
     (tmp_path / "ab.csv").write_text("a,b\n1,2\n")
     (tmp_path / "neg.csv").write_text("N,D,L\n1,2,3\n-1,2,3\n5,6,7\n")
+    (tmp_path / "header.csv").write_text("N,D,L\n")
     (tmp_path / "two.csv").write_text("N,D,L\n1,2,3\n2,3,4\n")
     (tmp_path / "inf.csv").write_text("N,D,L\n1,2,3\n2,inf,4\n3,4,inf\n4,5,6\n")
     (tmp_path / "nan.csv").write_text("N,D,L\n1,2,3\n2,3,nan\n3,4,\n4,5,6\n")
@@ -346,10 +357,7 @@ def world(tmp_path, datasets, monkeypatch):
     from equisweep.store import open_store
 
     store = open_store(tmp_path / "store")
-    store.write_sweep_meta("notune", {
-        "name": "notune", "spec": _sweep("notune"),
-        "tune_path": str(tmp_path / "store" / "_tune" / "notune")})
-    # Recorded sweeps that resume must refuse before it looks for Tune state or Ray.
+    # Recorded sweeps that resume must refuse before it plans or starts Ray.
     for name, meta in RECORDED.items():
         store.write_sweep_meta(name, dict({"name": name, "spec": _sweep(name)}, **meta))
     cwd = tmp_path / "cwd"

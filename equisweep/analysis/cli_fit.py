@@ -100,10 +100,11 @@ def run(args) -> int:
                             "value(s); a scaling law needs finite values (remove those rows)")
         bad = int((~(df[r] > 0)).sum())
         if bad:
-            raise UserError(f"{flag} column {col!r} has {bad} non-positive value(s); "
-                            "a scaling law needs positive values")
+            raise UserError(f"--csv {args.csv}: {flag} column {col!r} has {bad} non-positive "
+                            "value(s); a scaling law needs positive values")
     if args.drop_highest >= len(df):
-        raise UserError(f"--drop-highest {args.drop_highest} leaves no rows (table has {len(df)})")
+        raise UserError(f"--csv {args.csv}: --drop-highest {args.drop_highest} leaves no rows "
+                        f"(the table has {len(df)})")
     if args.drop_highest:
         df = df.sort_values("L", kind="stable").iloc[: len(df) - args.drop_highest]
     N = df["N"].to_numpy()

@@ -137,6 +137,9 @@ def load_sweep(store, sweep: str, compute: str = "flops") -> SweepData:
         "lr": _learning_rate(final),
         "hparams": _text(final, "hparams", np.full(len(final), "")),
         "cluster": _cluster(final),
+        # The cell's identity beyond its grid columns (`tuned.CELL_IDENTITY`).
+        "cell_key": _ids(final, "cell_key"),
+        "dataset": _ids(final, "dataset"),
     })
     curves = _curves(store, sweep, out, compute)
     return SweepData(name=sweep, final=out.reset_index(drop=True), curves=curves,
@@ -245,6 +248,13 @@ def _newest_end(final: pd.DataFrame) -> str | None:
     return ends.max().isoformat(timespec="seconds") if len(ends) else None
 
 
+def _ids(final: pd.DataFrame, col: str) -> np.ndarray:
+    """An identity column as text, "" where the store has none (older rows)."""
+    if col not in final.columns:
+        return np.full(len(final), "", dtype=object)
+    return final[col].fillna("").astype(str).to_numpy()
+
+
 def _dataset_key(task) -> str | None:
     if not isinstance(task, dict):
         return None
@@ -317,4 +327,6 @@ def load_table(path, columns: dict[str, str]) -> pd.DataFrame:
             raise UserError(f"--csv {path}: column {col!r} has {int(v.isna().sum())} empty, NaN "
                             "or non-numeric value(s)")
         out[role] = v.astype(float)
+    if out.empty:
+        raise UserError(f"--csv {path}: no data rows (only a header)")
     return out

@@ -1,6 +1,7 @@
 """Tuned points: one point per grid cell, the cell's best trial by final validation loss.
 
-A cell is (family, size, steps, train_trajectories, augment, seed) (DESIGN §6); `search`
+A cell is (family, size, steps, train_trajectories, augment, seed) on one dataset and
+training setup (its stored `cell_key`, DESIGN §6); `search`
 draws several hyperparameter samples inside it. A scaling law describes how the *tuned*
 loss moves with N and S, so every fit takes one trial per cell: the one with the lowest
 final validation loss, and fits its test loss. Selecting on validation and reporting test
@@ -18,11 +19,21 @@ from equisweep.analysis.data import CELL_COLUMNS
 POINT_MODES = ("tuned", "all")
 
 
+# What else makes a cell one cell: the stored cell key (grid point, task and training
+# hashed) and the dataset, so a resubmitted sweep whose task or training changed never has
+# two datasets' trials compete in one cell. Rows written before the cell key was stored
+# (or frames without these columns) group by the grid columns and the dataset alone.
+CELL_IDENTITY = ("cell_key", "dataset")
+
+
 def cell_frame(final: pd.DataFrame) -> pd.DataFrame:
-    """The cell columns of `final`, with NaN seeds spelled the same way (groupby drops NaN)."""
+    """The cell columns of `final`, with NaN seeds spelled the same way (groupby drops NaN),
+    then the cell key and dataset ("" where unknown)."""
     cells = final[list(CELL_COLUMNS)].copy()
     cells["seed"] = cells["seed"].fillna(-1)
     cells["size"] = cells["size"].astype(str)
+    for col in CELL_IDENTITY:
+        cells[col] = final[col].fillna("").astype(str) if col in final.columns else ""
     return cells
 
 
@@ -48,8 +59,10 @@ def select(final: pd.DataFrame, mode: str = "tuned") -> tuple[pd.DataFrame, list
     for cell, g in work.groupby("_cell", sort=True):
         best = g.iloc[0]
         keep.append(best.name)
+        plain = _plain(cell)
         records.append({
-            "cell": dict(zip(CELL_COLUMNS, _plain(cell))),
+            "cell": dict(zip(CELL_COLUMNS, plain)),
+            **{col: (v or None) for col, v in zip(CELL_IDENTITY, plain[len(CELL_COLUMNS):])},
             "key": str(best["key"]),
             "variant": str(best["variant"]),
             "selected_by": "val_loss" if best["_rank0"] == 0 else "loss (no val_loss recorded)",

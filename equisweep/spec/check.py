@@ -46,6 +46,14 @@ def show(v: Any) -> str:
     return repr(v)
 
 
+# Keys older sweep files may still carry: what replaced them, instead of "unknown key".
+REMOVED = {
+    "training.eval_batches": "removed: every trial is evaluated on its dataset's fixed "
+                             "val/test windows (sized by task.val_trajectories and "
+                             "task.test_trajectories); delete this key",
+}
+
+
 def unknown(key: Any, allowed: Iterable[str], what: str = "unknown key") -> str:
     allowed = list(allowed)
     hint = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
@@ -82,7 +90,9 @@ class Check:
         if not isinstance(v, dict):
             return self.add(path, f"must be a mapping, got {show(v)}")
         for k in v:
-            if k not in allowed:
+            if join(path, k) in REMOVED:
+                self.add(join(path, k), REMOVED[join(path, k)])
+            elif k not in allowed:
                 self.add(join(path, k), unknown(k, allowed))
         for k in required:
             if k not in v:
@@ -95,6 +105,8 @@ class Check:
                 minimum, f"an integer >= {minimum}"
             )
             return self.add(path, f"must be {word}, got {show(v)}")
+        if not -(2**63) <= int(v) < 2**63:  # `1e30` is integral, but no int64 column holds it
+            return self.add(path, f"must fit a 64-bit integer, got {show(v)}")
         return int(v)
 
     def number(self, v, path, what, ok) -> float | Any:

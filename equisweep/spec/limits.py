@@ -71,14 +71,33 @@ def _children(node) -> list:
     return out
 
 
-def trial_count_bound(spec) -> int:
-    """Planned trials of a parsed spec, from list lengths alone (nothing is expanded)."""
-    cells_per_grid_point = sum(len(f.sizes) * len(f.augment) for f in spec.families.values())
-    grid = len(spec.grid.steps) * len(spec.grid.train_trajectories) * len(spec.grid.seed)
+def trial_count_factors(spec) -> dict[str, int]:
+    """The fields whose product is the planned trial count, each with its factor."""
     search = spec.search
     if search.method == "grid":
-        per_cell = math.prod(len(p.value) for p in search.params.values()
-                             if p.kind == "choice")
+        per_cell = {"search.params (grid choices)": math.prod(
+            len(p.value) for p in search.params.values() if p.kind == "choice")}
     else:
-        per_cell = search.samples_per_cell
-    return cells_per_grid_point * grid * per_cell
+        per_cell = {"search.samples_per_cell": search.samples_per_cell}
+    return {"families (sizes × augment)": sum(len(f.sizes) * len(f.augment)
+                                             for f in spec.families.values()),
+            "grid.steps": len(spec.grid.steps),
+            "grid.train_trajectories": len(spec.grid.train_trajectories),
+            "grid.seed": len(spec.grid.seed), **per_cell}
+
+
+def trial_count_bound(spec) -> int:
+    """Planned trials of a parsed spec, from list lengths alone (nothing is expanded)."""
+    return math.prod(trial_count_factors(spec).values())
+
+
+def too_many_trials(spec) -> str | None:
+    """One line naming the field that contributes most, when the count is over the bound."""
+    planned = trial_count_bound(spec)
+    if planned <= MAX_TRIALS:
+        return None
+    factors = trial_count_factors(spec)
+    field = max(factors, key=factors.get)
+    return (f"{field}: {factors[field]} makes {planned} trials planned "
+            f"({' × '.join(f'{v} {k}' for k, v in factors.items())}); at most {MAX_TRIALS} "
+            f"per sweep (lower it, or split the sweep into several)")

@@ -88,11 +88,9 @@ def parse_spec(data: Any, source: str = "<sweep>") -> SweepSpec:
         source=source,
         raw=data,
     )
-    planned = limits.trial_count_bound(spec)
-    if planned > limits.MAX_TRIALS:  # before anything expands the grid
-        raise SpecError(source, [
-            f"grid × families × search: {planned} trials planned; at most "
-            f"{limits.MAX_TRIALS} per sweep (split it into several sweeps)"])
+    too_many = limits.too_many_trials(spec)
+    if too_many:  # before anything expands the grid
+        raise SpecError(source, [too_many])
     if budget is not None:
         cheapest = min(cell.flops for cell in spec.cells())
         if cheapest > budget["flops"]:

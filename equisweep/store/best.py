@@ -32,9 +32,10 @@ def best_trials(final: pa.Table, per: str = "cell") -> pa.Table:
     if final.num_rows == 0 or not need <= set(final.column_names):
         return final.slice(0, 0)
     from equisweep.analysis.data import variant_name
-    from equisweep.analysis.tuned import select
+    from equisweep.analysis.tuned import CELL_IDENTITY, select
 
-    df = final.select(list(CELL) + ["key", "status", "val_loss", "test_loss"]).to_pandas()
+    ids = [c for c in CELL_IDENTITY if c in final.column_names]  # absent in older stores
+    df = final.select(list(CELL) + ids + ["key", "status", "val_loss", "test_loss"]).to_pandas()
     df["row"] = np.arange(len(df))
     df = df[df["status"] == "finished"]
     val = df["val_loss"].to_numpy(float)
@@ -48,7 +49,7 @@ def best_trials(final: pa.Table, per: str = "cell") -> pa.Table:
     for _, one in frame.groupby("sweep", sort=True):
         records += select(one.reset_index(drop=True), "tuned")[1]
     if per == "variant":  # the same rule over cells that differ only in family + augment
-        frame = frame.assign(size="", S=0, D=0, seed=0)
+        frame = frame.assign(size="", S=0, D=0, seed=0, cell_key="")  # datasets stay apart
     rows = []
     for _, one in frame.groupby("sweep", sort=True):
         chosen, _ = select(one.reset_index(drop=True), "tuned")

@@ -27,6 +27,9 @@ SIZE_COLUMNS = {"size_width": "width", "size_depth": "depth"}
 
 TRIAL_FIELDS = [
     pa.field("key", pa.string(), nullable=False),
+    # The grid cell (point, task and training hashed; `Cell.key`): what planning and
+    # analysis group trials by. Null on rows written before it was stored.
+    pa.field("cell_key", pa.string()),
     pa.field("family", pa.string()),
     pa.field("equivariant", pa.bool_()),  # the family's declaration (models.Family)
     pa.field("size", pa.string()),

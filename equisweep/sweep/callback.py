@@ -36,8 +36,12 @@ def _num(v):
 class StoreCallback(Callback):
     # `progress` is accepted for experiment states pickled before the sweep bar moved to
     # sweep/progress.py (the one bar); it draws nothing.
-    def __init__(self, store_uri: str, sweep: str, total: int = 0, progress: bool = False):
+    def __init__(self, store_uri: str, sweep: str, total: int = 0, progress: bool = False,
+                 attempts: dict[str, int] | None = None):
         self.store_uri = store_uri
+        # Attempts the store already holds per key (earlier runs): a continued trial's rows
+        # are later attempts, so the store's "highest attempt wins" picks them.
+        self.attempts = dict(attempts or {})
         self.sweep = sweep
         self.total = total
         self._writer = None
@@ -50,15 +54,6 @@ class StoreCallback(Callback):
         state["_writer"] = None
         return state
 
-    def __setstate__(self, state):
-        # A callback restored from Tune's experiment state (resume) writes into the store
-        # the resuming command was given, not the one recorded at submission: the store
-        # may have been moved or copied since (see `equisweep.sweep.relocate`).
-        from equisweep.sweep.relocate import bound_store
-
-        self.__dict__.update(state)
-        self.store_uri = bound_store(self.sweep, self.store_uri)
-
     @property
     def writer(self):
         if self._writer is None:
@@ -67,6 +62,8 @@ class StoreCallback(Callback):
             self._writer = open_store(self.store_uri).writer(self.sweep)
         return self._writer
 
+    def _attempt(self, trial) -> int:
+        return self.attempts.get(trial.config["key"], 0) + int(trial.num_failures) + 1
 
     def _trial_row(self, trial, status: str, error: str = "") -> dict:
         cfg = trial.config["trial"]
@@ -78,10 +75,11 @@ class StoreCallback(Callback):
                             flops_per_step=trial.config["flops_per_step"],
                             equivariant=trial.config.get("equivariant")),
             "sweep": self.sweep,
+            "cell_key": trial.config.get("cell_key"),
             "trunk": wsd.get("trunk"),
             "fork_step": wsd.get("fork_step"),
             "status": status,
-            "attempt": int(trial.num_failures) + 1,
+            "attempt": self._attempt(trial),
             "node": last.get("hostname") or last.get("node_ip") or socket.gethostname(),
             "error": error,
             "started_at": self._started.get(trial.trial_id, _now()),
@@ -98,7 +96,7 @@ class StoreCallback(Callback):
         if "step" not in result:
             return
         row = {"sweep": self.sweep, "key": trial.config["key"],
-               "attempt": int(trial.num_failures) + 1}
+               "attempt": self._attempt(trial)}
         for name in REPORTED_METRICS:
             row[name] = _num(result.get(name))
         row["step"] = int(result["step"])

@@ -1,4 +1,5 @@
-"""`equisweep resume NAME`: continue an interrupted sweep from Ray Tune's experiment state."""
+"""`equisweep resume NAME`: continue an interrupted sweep, planned again from the store's
+recorded spec and its finished trials (Tune's pickled state is never read)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from equisweep.sweep.cli_run import exit_code, print_summary
     from equisweep.sweep.driver import resume_sweep
 
     summary = resume_sweep(args.name, store_uri=store_location(args.store), address=args.address,
                            verbose=args.verbose)
-    print(f"sweep {summary['sweep']}: {summary['trials']} trials in the experiment, "
-          f"{summary['errors']} failed")
-    return 1 if summary["errors"] else 0
+    print_summary(summary)
+    return exit_code(summary)

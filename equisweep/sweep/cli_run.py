@@ -36,9 +36,22 @@ def run(args) -> int:
                         progress=not args.no_progress, report=args.report,
                         report_every_s=args.report_every)
     print_summary(summary)
-    if summary.get("to_run", 0) and summary.get("errors"):
+    return exit_code(summary)
+
+
+def exit_code(summary: dict) -> int:
+    """1 when a trial failed or a trial the run should have ended is not ended in the store
+    (named on stderr, with how to continue); 0 otherwise."""
+    import sys
+
+    left = summary.get("unfinished") or []
+    if left:
+        shown = ", ".join(left[:10]) + (f" and {len(left) - 10} more" if len(left) > 10 else "")
+        print(f"sweep {summary['sweep']}: {len(left)} planned trials did not end in the store "
+              f"({shown}); continue with: equisweep resume {summary['sweep']} "
+              f"--store {summary['store']}", file=sys.stderr)
         return 1
-    return 0
+    return 1 if summary.get("to_run", 0) and summary.get("errors") else 0
 
 
 def print_summary(summary: dict) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from equisweep.errors import UserError
 from equisweep.spec import trunks
 from equisweep.sweep.forks import ForkStore
+from equisweep.sweep.interrupt import Stop
 from equisweep.sweep.plan import plan_sweep
 
 
@@ -26,7 +27,8 @@ def tune_dir(store_uri: str) -> str:
 
 def run_sweep(spec, *, store_uri: str | None = None, address: str | None = None,
               data_dir: str | None = None, verbose: int = 0, progress: bool = True,
-              report: bool = False, report_every_s: float = 180.0) -> dict:
+              report: bool = False, report_every_s: float = 180.0,
+              command: str = "run") -> dict:
     """Plan, then run what is left of `spec` on Ray. Returns a summary dict.
 
     Unless `verbose`, Ray's and Tune's own output goes to a log file in the store (see
@@ -41,10 +43,7 @@ def run_sweep(spec, *, store_uri: str | None = None, address: str | None = None,
     store = open_store(store_uri)
     forks = ForkStore(store_uri, spec.name) if trunks.is_wsd(spec) else None
     plan = plan_sweep(spec, store, forks)
-    summary = {"sweep": spec.name, "store": store_uri, "already_done": plan.done,
-               "to_run": len(plan.slots), "skipped_budget": plan.skipped_budget,
-               "planned_flops": plan.planned_flops, "spent_flops": plan.spent_flops,
-               "planned_points_flops": plan.planned_points_flops}
+    summary = _summary(spec, store_uri, plan)
     if not plan.slots:
         return summary
 
@@ -55,20 +54,36 @@ def run_sweep(spec, *, store_uri: str | None = None, address: str | None = None,
     if not _ray_running() and prepare(address) in (None, "local"):  # embedded: this machine
         keys = {slot.cell_key for slot in plan.slots}
         preflight.check_local(spec, [c for c in spec.cells() if c.key in keys])
+    from equisweep.store import lease
     from equisweep.sweep.console import QuietConsole, log_path
 
-    log = None if verbose else log_path(store_uri, spec.name)
-    with QuietConsole(log) as console:
-        summary["log"] = str(log) if log else None
-        if log:
-            print(f"Ray and Tune log: {log}", flush=True)
-        _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose,
-                     progress, console, summary, report, report_every_s)
+    # One driver per sweep (refused before Ray starts), and planned again under the lease:
+    # what another driver finished since the first plan is not run twice.
+    stop = Stop(spec.name, store_uri)  # Ctrl-C and SIGTERM: one line, exit 128 + signal
+    with lease.acquire(store, spec.name, command=command), stop.whole():
+        plan = plan_sweep(spec, store, forks)
+        summary = _summary(spec, store_uri, plan)
+        if not plan.slots:
+            return summary
+        log = None if verbose else log_path(store_uri, spec.name)
+        with QuietConsole(log) as console:
+            summary["log"] = str(log) if log else None
+            if log:
+                print(f"Ray and Tune log: {log}", flush=True)
+            _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose,
+                         progress, console, summary, report, report_every_s, stop)
     return summary
 
 
+def _summary(spec, store_uri: str, plan) -> dict:
+    return {"sweep": spec.name, "store": store_uri, "already_done": plan.done,
+            "to_run": len(plan.slots), "skipped_budget": plan.skipped_budget,
+            "planned_flops": plan.planned_flops, "spent_flops": plan.spent_flops,
+            "planned_points_flops": plan.planned_points_flops}
+
+
 def _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose, progress,
-                 console, summary, report, report_every_s) -> None:
+                 console, summary, report, report_every_s, stop) -> None:
     from equisweep.sweep.session import connect, dashboard_url, prepare
 
     prepare(address)  # before Ray is imported: Ray reads its auth mode once
@@ -110,6 +125,7 @@ def _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose
         "submitted_at": datetime.now(timezone.utc).isoformat(),
     })
     from equisweep.store.heartbeat import Heartbeat
+    from equisweep.sweep import reconcile
     from equisweep.sweep.live_report import LiveReport
     from equisweep.sweep.progress import ProgressBar, RayMetrics, SweepTally
     from equisweep.sweep.searcher import CellSearcher
@@ -119,7 +135,8 @@ def _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose
                  RayMetrics(tally, spec.name, plan.planned_flops)]
     searcher = CellSearcher(spec, plan.slots, plan.prior, data_dir=data_dir, forks=forks,
                             done_keys=plan.done_keys)
-    tuner = _make_tuner(spec, store_uri, searcher, len(plan.slots), verbose, callbacks)
+    tuner = _make_tuner(spec, store_uri, searcher, len(plan.slots), verbose, callbacks,
+                        attempts=reconcile.attempts(store, spec.name))
     beat = Heartbeat(store, spec.name, extra=lambda: {
         "planned_trials": planned_trials, "planned_flops": planned_flops,
         "run_trials": len(plan.slots), "run_flops": tally.spent_flops}).start()
@@ -131,13 +148,15 @@ def _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose
                   flush=True)
         live.start()
     try:
-        with console.tune_output():
+        with console.tune_output(), stop.during_fit():
             results = tuner.fit()
     finally:
         beat.stop()
         if live is not None:
             live.stop()
+    stop.check()  # Tune returns normally when asked to stop: never report that as done
     summary["errors"] = sum(1 for r in results if r.error is not None)
+    summary["unfinished"] = reconcile.unfinished(store, spec, plan, results)
     if live is not None:
         summary["report"] = live.final() and live.html
 
@@ -236,7 +255,7 @@ def _baseline_id(row: dict) -> tuple:
             float(row["loss"]))
 
 
-def _trainable(spec):
+def _trainable(spec, store_uri: str):
     from ray import tune
 
     from equisweep.sweep.trainable import run
@@ -244,7 +263,9 @@ def _trainable(spec):
     res = {"cpu": float(spec.resources.get("cpu", 1))}
     if float(spec.resources.get("gpu", 0)) > 0:
         res["gpu"] = float(spec.resources["gpu"])
-    return tune.with_resources(run, res)
+    # Interrupted trials continue from their own weights-only checkpoints of earlier runs.
+    prior = os.path.join(tune_dir(store_uri), spec.name)
+    return tune.with_resources(tune.with_parameters(run, prior=prior), res)
 
 
 def trial_name(trial) -> str:
@@ -255,17 +276,17 @@ def trial_dirname(trial) -> str:
     return f"{trial.config.get('label', 'trial')}-{trial.trial_id}"
 
 
-def _make_tuner(spec, store_uri, searcher, n_trials, verbose, callbacks=()):
+def _make_tuner(spec, store_uri, searcher, n_trials, verbose, callbacks=(), attempts=None):
     from ray import tune
+    from ray.tune.schedulers import FIFOScheduler
 
     from equisweep.sweep.callback import StoreCallback
-    from equisweep.sweep.relocate import RelocatingScheduler
 
     return tune.Tuner(
-        _trainable(spec),
+        _trainable(spec, store_uri),
         tune_config=tune.TuneConfig(
             search_alg=searcher,
-            scheduler=RelocatingScheduler(spec.name),
+            scheduler=FIFOScheduler(),
             num_samples=n_trials,
             max_concurrent_trials=spec.max_concurrent,
             reuse_actors=True,
@@ -276,8 +297,8 @@ def _make_tuner(spec, store_uri, searcher, n_trials, verbose, callbacks=()):
             name=spec.name,
             storage_path=tune_dir(store_uri),
             # The store callback first: the progress bar and metrics read what it has seen.
-            callbacks=[StoreCallback(store_uri, spec.name, total=n_trials, progress=False),
-                       *callbacks],
+            callbacks=[StoreCallback(store_uri, spec.name, total=n_trials, progress=False,
+                                     attempts=attempts), *callbacks],
             failure_config=tune.FailureConfig(max_failures=spec.retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             # Tune's own trial table only with -v; its other prints go to the log file.
@@ -288,9 +309,12 @@ def _make_tuner(spec, store_uri, searcher, n_trials, verbose, callbacks=()):
 
 def resume_sweep(name: str, *, store_uri: str, address: str | None = None,
                  verbose: int = 0) -> dict:
-    """Continue an interrupted sweep from Tune's experiment state (unfinished and errored
-    trials resume from their last checkpoints; the searcher resumes its plan).
+    """Continue an interrupted sweep: its recorded spec is planned again against the store
+    (which knows what finished), and the rest runs as a fresh Tune experiment whose
+    interrupted trials continue from their weights-only checkpoints.
 
+    Tune's own experiment state is never read: it is a pickle, and whoever can write a
+    shared store could plant code in it; a cut one would silently lose trials.
     Everything is found relative to the store given here, and every row is written into
     it, whatever was recorded at submission: a store that was moved or copied resumes
     from its new place and never writes back to the old one.
@@ -311,43 +335,8 @@ def resume_sweep(name: str, *, store_uri: str, address: str | None = None,
         raise UserError(f"sweep {name!r}: the store at {store_uri} has no record of how it "
                         "was submitted (sweeps/ metadata), so it cannot be resumed")
     spec, data_dir = _recorded_sweep(name, meta, store_uri)
-    path = os.path.join(tune_dir(store_uri), name)
-    _check_folders(store_uri, data_dir)
-    from equisweep.sweep.session import prepare
-
-    prepare(address)  # before Ray is imported: Ray reads its auth mode once
-    from ray import tune
-
-    # Checked on storage alone, before Ray starts.
-    if not tune.Tuner.can_restore(path):
-        raise UserError(f"sweep {name!r}: no Ray Tune experiment state at {path}")
-    from equisweep.store.heartbeat import Heartbeat
-    from equisweep.sweep.console import QuietConsole, log_path
-    from equisweep.sweep.relocate import bind
-    from equisweep.sweep.session import connect
-
-    bind(name, store_uri, tune_dir(store_uri))  # before Tune unpickles the sweep's state
-    log = None if verbose else log_path(store_uri, name)
-    if log:
-        print(f"Ray and Tune log: {log}", flush=True)
-    with QuietConsole(log) as console:
-        console.reroute()
-        connect(address, quiet=not verbose)
-        console.reroute()
-        _note_ray_logs(console)
-        _build_dataset(spec, data_dir, progress=True)
-        record_baselines(spec, store, data_dir)
-        tuner = tune.Tuner.restore(path, trainable=_trainable(spec), resume_unfinished=True,
-                                   resume_errored=True)
-        beat = Heartbeat(store, name, extra=lambda: {
-            k: meta[k] for k in ("planned_trials", "planned_flops") if k in meta}).start()
-        try:
-            with console.tune_output():
-                results = tuner.fit()
-        finally:
-            beat.stop()
-    return {"sweep": name, "store": store_uri, "trials": len(results),
-            "errors": sum(1 for r in results if r.error is not None), "log": log}
+    return run_sweep(spec, store_uri=store_uri, address=address, data_dir=data_dir,
+                     verbose=verbose, command="resume")
 
 
 def _recorded_sweep(name: str, meta: dict, store_uri: str):

@@ -53,15 +53,15 @@ class Plan:
 def plan_sweep(spec, store, forks=None) -> Plan:
     """`forks`: the sweep's fork checkpoints (`ForkStore`), consulted under WSD."""
     finished = _finished_trials(store, spec.name)
-    cells = {_cell_identity(c.to_dict()): c for c in spec.cells()}
+    cells = _CellIndex(spec)
     cd = trunks.cooldown(spec)
     prior: dict[str, list] = {}
     done_per_cell: dict[str, int] = {}
     spent = 0.0
     wsd = trunks.is_wsd(spec)
     done_samples: dict[str, dict[str, set]] = {}  # wsd optuna: group -> hparams blob -> steps
-    for cfg, val_loss, fork in finished.values():
-        cell = cells.get(_cell_identity(cfg))
+    for key, (cfg, val_loss, fork, cell_key) in finished.items():
+        cell = cells.find(key, cfg, cell_key)
         if cell is None:
             continue  # a trial of an earlier version of the sweep file
         done_per_cell[cell.key] = done_per_cell.get(cell.key, 0) + 1
@@ -76,7 +76,8 @@ def plan_sweep(spec, store, forks=None) -> Plan:
             prior.setdefault(study, []).append((cfg["hparams"], val_loss))
 
     ready = forks.ready() if (wsd and forks is not None) else set()
-    members = _candidates(spec, finished, done_per_cell, done_samples, ready)
+    interrupted = _interrupted_hparams(store, spec, cells) if not wsd else {}
+    members = _candidates(spec, finished, done_per_cell, done_samples, ready, interrupted)
     kept, skipped = trunks.apply_budget(members, spec.budget_flops, cd, spent)
     if wsd:
         _assign_roles(kept, cd)
@@ -85,7 +86,7 @@ def plan_sweep(spec, store, forks=None) -> Plan:
                 trunks.spend(kept, cd), sum(m.total_flops for m in kept), frozenset(finished))
 
 
-def _candidates(spec, finished, done_per_cell, done_samples, ready) -> list:
+def _candidates(spec, finished, done_per_cell, done_samples, ready, interrupted=None) -> list:
     """The trials still to run, in spec order, as `trunks.Member`s holding their Slot."""
     wsd = trunks.is_wsd(spec)
     out = []
@@ -106,6 +107,13 @@ def _candidates(spec, finished, done_per_cell, done_samples, ready) -> list:
     for cell in spec.cells():
         if not wsd:
             left = spc - done_per_cell.get(cell.key, 0)
+            # Draws an earlier run handed out but did not end continue with their hparams
+            # (and their checkpoints) rather than being drawn anew.
+            for hparams in (interrupted or {}).get(cell.key, [])[:max(0, left)]:
+                t = spec.cell_trial(cell, hparams)
+                out.append(trunks.Member(cell.steps, cell.flops_per_step, key=t.key,
+                                         obj=Slot(cell.key, dict(t.hparams), study=cell.key)))
+                left -= 1
             out += [trunks.Member(cell.steps, cell.flops_per_step,
                                   obj=Slot(cell.key, None, study=cell.key))
                     for _ in range(max(0, left))]
@@ -146,15 +154,61 @@ def _assign_roles(kept: list, cooldown: float) -> None:
             m.obj.fork_step = None if m is top else trunks.fork_step(m.steps, cooldown)
 
 
-def _cell_identity(d: dict) -> str:
+def _interrupted_hparams(store, spec, cells) -> dict[str, list[dict]]:
+    """cell key -> hparams of this sweep's trials whose latest status is `running` (their
+    driver was stopped): an Optuna cell continues them instead of drawing new samples."""
+    if spec.search.method != "optuna" or spec.name not in store.sweeps():
+        return {}
+    trials = store.trials(sweep=spec.name)
+    if not trials.num_rows:
+        return {}
+    out: dict[str, list[dict]] = {}
+    cols = [c for c in ("key", "status", "config", "cell_key") if c in trials.column_names]
+    rows = sorted(trials.select(cols).to_pylist(), key=lambda r: r["key"])
+    for row in rows:
+        if row["status"] != "running" or not row["config"]:
+            continue
+        cfg = json.loads(row["config"])
+        cell = cells.find(row["key"], cfg, row.get("cell_key"))
+        if cell is not None:
+            out.setdefault(cell.key, []).append(cfg["hparams"])
+    return out
+
+
+class _CellIndex:
+    """Which of the spec's cells a stored trial belongs to. The cell key (grid point, task
+    and training hashed) is stored on every trial row; a row written before it was has its
+    trial key checked against the key this spec gives the cell with the row's hparams. A
+    trial of another dataset or training setup (a resubmitted sweep whose `task.delta` or
+    `training` changed) belongs to no cell: it is never counted as done."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.by_key = {c.key: c for c in spec.cells()}
+        self.by_point = {_point(c.to_dict()): c for c in spec.cells()}
+
+    def find(self, key: str, cfg: dict, cell_key: str | None):
+        if cell_key:
+            return self.by_key.get(cell_key)
+        try:
+            cell = self.by_point.get(_point(cfg))
+            if cell is not None and self.spec.cell_trial(cell, cfg["hparams"]).key == key:
+                return cell
+        except (KeyError, TypeError, ValueError):
+            pass  # a config of an older layout: not a trial of this spec
+        return None
+
+
+def _point(d: dict) -> str:
     return json.dumps([d["family"], d["size"], d["steps"], d["train_trajectories"],
                        bool(d["augment"]), d["seed"]], sort_keys=True)
 
 
-def _finished_trials(store, sweep: str) -> dict[str, tuple[dict, float | None, int | None]]:
-    """key -> (trial config, final val_loss, fork step) of trials whose latest status is
-    finished; the fork step (a WSD branch that started from its trunk's fork) is None for a
-    trial that trained from its first step."""
+def _finished_trials(store, sweep: str) -> dict[str, tuple]:
+    """key -> (trial config, final val_loss, fork step, cell key) of trials whose latest
+    status is finished; the fork step (a WSD branch that started from its trunk's fork) is
+    None for a trial that trained from its first step, the cell key None on rows written
+    before trial rows carried it."""
     if sweep not in store.sweeps():
         return {}
     final = store.final(sweep=sweep).to_pylist()
@@ -168,5 +222,5 @@ def _finished_trials(store, sweep: str) -> dict[str, tuple[dict, float | None, i
             continue
         val = row.get("val_loss")
         out[row["key"]] = (json.loads(row["config"]), None if val is None else float(val),
-                           forks.get(row["key"]))
+                           forks.get(row["key"]), row.get("cell_key"))
     return out

@@ -3,7 +3,8 @@
 Ray's own OptunaSearch runs one study over the whole space, which would let TPE trade grid
 cells against each other. A scaling study needs every cell, so this searcher walks the
 planned slots (cell, hparams-or-ask) in order and keeps one Optuna study per cell (ask/tell).
-Its whole state pickles, so `Tuner.restore` resumes the search where it stopped.
+Tune pickles its state into the experiment folder, but it is never loaded back: a resumed
+sweep is planned again from the store.
 
 Under `schedule: wsd` (see `equisweep.spec.trunks`, `equisweep.sweep.plan`) a study belongs
 to a group (all lengths): the trunk slot of a share asks it, its branches inherit that
@@ -206,7 +207,7 @@ class CellSearcher(Searcher):
         if role == "trunk":
             self.trunk_ended.add(share)
         ok_status = bool(result) and result.get("status") == "finished" and not error
-        if role == "branch" and ok_status and self.forks is not None:
+        if role in ("branch", "forked") and ok_status and self.forks is not None:
             self.forks.delete(key)  # its last user is done; a failed one keeps it for a retry
         study_key, number = self.live.pop(trial_id, (None, None))
         if number is None:
@@ -231,24 +232,10 @@ class CellSearcher(Searcher):
             pickle.dump(self.__dict__, f)
 
     def restore(self, checkpoint_path: str):
-        # Tune's own experiment folder, written by this driver: trusted like Tune's state.
-        with open(checkpoint_path, "rb") as f:
-            state = pickle.load(f)
-        if "taken" not in state:  # saved before WSD: slots were handed out in order
-            state["taken"] = set(range(int(state.pop("next_slot", 0))))
-            for name, empty in (("roles", {}), ("share_hparams", {}), ("share_trunk", {}),
-                                ("trunk_ended", set()), ("_ready", set()), ("forks", None)):
-                state.setdefault(name, empty)
-        for name in ("used", "_reserved"):  # saved before repeats were checked
-            state.setdefault(name, set())
-        self.__dict__.update(state)
-        self._polled = 0.0  # monotonic time of another process
-        if self.forks is not None:  # the store may have moved since submission
-            from equisweep.sweep.forks import ForkStore
-            from equisweep.sweep.relocate import bound_store
-
-            self.forks = ForkStore(bound_store(self.forks.sweep, self.forks.store_uri),
-                                   self.forks.sweep)
+        # Tune's state lives in the store, which others may write: it is never unpickled.
+        # A resumed sweep is planned again from the store (`equisweep.sweep.driver`).
+        raise RuntimeError("equisweep never restores pickled searcher state; use "
+                           "`equisweep resume NAME`, which plans the rest from the store")
 
 
 def trial_payload(config, data_dir: str | None) -> dict:
@@ -259,6 +246,7 @@ def trial_payload(config, data_dir: str | None) -> dict:
     return {
         "trial": d,
         "key": config.key,
+        "cell_key": config.cell_key,
         "n_params": config.n_params,
         "equivariant": config.equivariant,
         "flops_per_step": config.flops_per_step,

@@ -13,7 +13,7 @@ import tempfile
 
 from ray import tune
 
-from equisweep.sweep import faults
+from equisweep.sweep import faults, prior_checkpoints
 from equisweep.sweep.forks import ForkStore
 from equisweep.train import iter_trial
 
@@ -33,7 +33,9 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and any(t in text for t in _OOM_TEXT)
 
 
-def run(config: dict) -> None:
+def run(config: dict, prior: str | None = None) -> None:
+    """`prior`: the sweep's Tune folder, where an earlier run may have left this trial's
+    checkpoints (`prior_checkpoints`): a rebuilt run continues from the newest."""
     key = config["key"]
     # Ray shows trial actors as `ImplicitFunc` (one actor serves several trials): this line
     # makes a trial findable by name in its worker's log (dashboard: Actors/Logs views).
@@ -44,6 +46,8 @@ def run(config: dict) -> None:
     ckpt = tune.get_checkpoint()
     if ckpt is not None:
         restore = ckpt.to_directory()
+    elif prior:
+        restore = prior_checkpoints.fetch_latest(prior, key)
     workdir = tempfile.mkdtemp(prefix=f"equisweep-{key}-")
     fault = faults.planned_fault(key, config.get("fault"))
     if restore is None and wsd.get("role") == "branch" and forks is not None:
@@ -84,6 +88,7 @@ def run(config: dict) -> None:
                 else:
                     faults.fire(kind, key, marker_dir)
             if emit.checkpoint_dir:
+                prior_checkpoints.tag(emit.checkpoint_dir, key, row["step"])
                 tune.report(_clean(row),
                             checkpoint=tune.Checkpoint.from_directory(emit.checkpoint_dir))
                 shutil.rmtree(emit.checkpoint_dir, ignore_errors=True)

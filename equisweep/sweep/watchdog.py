@@ -24,6 +24,8 @@ import time
 import uuid
 
 GRACE_S = 5.0  # SIGTERM first: Ray's processes clean their session files on it
+SETTLE_S = 10.0  # no process of the cluster seen for this long: it is all gone
+LIMIT_S = 120.0  # past this, whatever is found is SIGKILLed and the watchdog ends
 
 
 MARKER = "EQUISWEEP_RAY_OWNER"  # set in the environment Ray's processes inherit
@@ -55,17 +57,29 @@ def cluster_processes(owner: str) -> list[int]:
     return out
 
 
-def end_cluster(owner: str, grace_s: float = GRACE_S) -> list[int]:
-    """SIGTERM every process of the cluster, SIGKILL what is left after `grace_s`."""
-    pids = cluster_processes(owner)
-    for pid in pids:
-        _signal(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and cluster_processes(owner):
+def end_cluster(owner: str, grace_s: float = GRACE_S, settle_s: float = SETTLE_S,
+                limit_s: float = LIMIT_S) -> list[int]:
+    """SIGTERM every process of the cluster, SIGKILL each one still there `grace_s` after
+    its SIGTERM, and keep looking until none has been seen for `settle_s`: a process that
+    was starting as the driver died (an agent its raylet was launching, slow under load)
+    appears after the first pass and would otherwise be left behind, re-parented to pid 1.
+    Returns every pid it signalled."""
+    termed: dict[int, float] = {}
+    start = quiet_since = time.monotonic()
+    while True:
+        now = time.monotonic()
+        pids = cluster_processes(owner)
+        for pid in pids:
+            if pid not in termed:
+                termed[pid] = now
+                _signal(pid, signal.SIGTERM)
+            elif now - termed[pid] >= grace_s or now - start >= limit_s:
+                _signal(pid, signal.SIGKILL)
+        if pids:
+            quiet_since = now
+        elif now - quiet_since >= settle_s or now - start >= limit_s:
+            return list(termed)
         time.sleep(0.2)
-    for pid in cluster_processes(owner):
-        _signal(pid, signal.SIGKILL)
-    return pids
 
 
 def _signal(pid: int, sig: int) -> None:

@@ -110,3 +110,21 @@ def test_grid_edge_flags_only_winners_at_an_end_of_what_their_cell_tried():
     s = grid_edge.summary(records, flags)
     assert s["n_at_edge"] == 1 and s["by_variant"]["v"] == {"n_cells": 2, "at_edge": 1,
                                                             "top": 1, "bottom": 0}
+
+
+@settings(max_examples=100, deadline=None)
+@given(tables(), st.lists(st.sampled_from(["ds1", "ds2", None]), min_size=40, max_size=40),
+       st.lists(st.sampled_from(["c1", "c2", None]), min_size=40, max_size=40))
+def test_no_cell_mixes_datasets_or_cell_keys(t, datasets, cell_keys):
+    """Two submissions of one sweep on different datasets (or training setups) share grid
+    columns; their trials never compete in one cell, and rows without the identity columns
+    (older stores) still group by the grid columns."""
+    df, _ = t
+    df = df.assign(dataset=datasets[:len(df)], cell_key=cell_keys[:len(df)])
+    _, records = tuned.select(df)
+    by_key = df.set_index("key")
+    for rec in records:
+        members = by_key.loc[rec["candidates"]]
+        assert members["dataset"].fillna("").nunique() == 1
+        assert members["cell_key"].fillna("").nunique() == 1
+        assert rec["dataset"] == (members["dataset"].fillna("").iloc[0] or None)

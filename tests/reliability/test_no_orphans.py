@@ -151,3 +151,53 @@ def test_watchdog_after_a_clean_exit_ends_nothing_and_exits(tmp_path):
     assert watchdog.cluster_processes(owner) == []
     handle.stdin.close()  # what the driver's exit does
     assert handle.wait(timeout=60) == 0
+
+
+def test_watchdog_ends_a_process_that_starts_after_its_driver_died(tmp_path):
+    """A 'Ray' process still starting when the driver dies (under load, an agent whose
+    launch began just before) appears only after the watchdog's first pass; it is ended
+    too. Here a launcher without the token waits for the driver's death, then starts a
+    token-carrying process 1.5 s later, once every earlier one is gone."""
+    launcher = tmp_path / "launcher.py"
+    launcher.write_text(f"""
+import os, subprocess, sys, time
+owner, out, driver = sys.argv[1], sys.argv[2], int(sys.argv[3])
+while os.getppid() == driver:
+    time.sleep(0.05)
+time.sleep(1.5)
+late = subprocess.Popen(["sleep", "602"], env=dict(os.environ, {watchdog.MARKER}=owner),
+                        start_new_session=True)
+open(out, "w").write(str(late.pid))
+""")
+    code = f"""
+import os, subprocess, sys, time
+from equisweep.sweep import watchdog
+handle, owner = watchdog.start()
+env = dict(os.environ, **{{watchdog.MARKER: owner}})
+early = subprocess.Popen(["sleep", "600"], env=env, start_new_session=True)
+subprocess.Popen([sys.executable, {str(launcher)!r}, owner, {str(tmp_path / 'late')!r},
+                  str(os.getpid())], start_new_session=True)
+open({str(tmp_path / 'pids')!r}, "w").write(str(early.pid))
+time.sleep(600)
+"""
+    driver = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+    pids_file, late_file = tmp_path / "pids", tmp_path / "late"
+    deadline = time.time() + 60
+    while not pids_file.exists() or not pids_file.read_text():
+        assert time.time() < deadline and driver.poll() is None
+        time.sleep(0.1)
+    early = int(pids_file.read_text())
+    procs = {early: _stat(early)[1]}
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait(timeout=30)
+    try:
+        while not late_file.exists() or not late_file.read_text():
+            assert time.time() < deadline + 60, "the launcher never started its process"
+            time.sleep(0.1)
+        late = int(late_file.read_text())
+        if (st := _stat(late)) is not None:
+            procs[late] = st[1]
+        assert not _wait_gone(procs, timeout=60), {p: _cmd(p) for p in _alive(procs)}
+    finally:
+        for pid in _alive(procs):
+            os.kill(pid, signal.SIGKILL)

@@ -81,3 +81,41 @@ def test_planning_never_imports_ray(write_sweep):
             "import equisweep.sweep.driver; print('ray' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr[-2000:]
+
+
+def test_optuna_trials_an_interrupted_run_left_running_continue_with_their_hparams(
+        write_sweep, tmp_path):
+    """A resumed Optuna sweep continues the draws its stopped driver handed out (same keys,
+    so their checkpoints serve) instead of drawing new samples and orphaning them."""
+    spec = load_spec(write_sweep())
+    cell = spec.cells()[0]
+    interrupted = spec.cell_trial(cell, {"lr": 2.0e-3})
+    store = open_store(tmp_path / "store")
+    with store.writer(spec.name) as w:
+        w.add_trial(dict(_finished_row(spec.name, interrupted), status="running"))
+    plan = plan_sweep(spec, store)
+    assert len(plan.slots) == 2 * len(spec.cells())
+    fixed = [s for s in plan.slots if s.hparams is not None]
+    assert [spec.cell_trial(_cell(spec, s), s.hparams).key for s in fixed] == [interrupted.key]
+    assert sum(s.cell_key == cell.key for s in plan.slots) == 2
+
+
+def test_a_changed_task_or_training_never_counts_the_old_trials_as_done(write_sweep, tmp_path):
+    """Finished trials count for a cell only on the same dataset and training setup, whether
+    their rows carry the cell key or were written before rows did (matched by trial key)."""
+    spec = load_spec(write_sweep())  # optuna, 2 samples per cell
+    store = open_store(tmp_path / "store")
+    with store.writer(spec.name) as w:
+        for i, cell in enumerate(spec.cells()):
+            for lr in (1.5e-3, 2.5e-3):
+                row = _finished_row(spec.name, spec.cell_trial(cell, {"lr": lr}))
+                w.add_trial(dict(row, cell_key=cell.key) if i % 2 else row)  # old and new rows
+    assert plan_sweep(spec, store).done == 2 * len(spec.cells())
+    assert plan_sweep(spec, store).slots == []
+    task = dict(spec.raw["task"], delta=2)
+    for changed in (load_spec(write_sweep(task=task)),
+                    load_spec(write_sweep(training=dict(spec.raw["training"], batch_size=2)))):
+        plan = plan_sweep(changed, store)
+        assert plan.done == 0 and plan.prior == {}
+        assert len(plan.slots) == 2 * len(changed.cells())
+        assert plan.spent_flops == 0

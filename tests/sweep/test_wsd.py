@@ -130,21 +130,21 @@ def test_optuna_samples_per_group_and_branches_inherit_the_trunk_sample(ray_sess
                      0.25))
 
 
-def test_a_searcher_saved_before_wsd_restores_and_continues(tmp_path):
+def test_a_saved_searcher_state_is_never_unpickled(tmp_path):
+    """Tune's searcher state lives in the store, which others may write: restoring it
+    refuses before reading a byte (a resumed sweep is planned from the store instead)."""
+    import os
     import pickle
 
-    from equisweep.sweep.plan import Slot
     from equisweep.sweep.searcher import CellSearcher
 
+    class Planted:
+        def __reduce__(self):
+            return os.system, (f"touch {tmp_path / 'ran'}",)
+
     spec = wsd_sweep("old", tmp_path / "store", steps=[20])
-    cells = spec.cells()
-    old = {"spec": spec, "slots": [Slot(c.key, {"lr": 3e-3}) for c in cells] * 2,
-           "prior": {}, "data_dir": None, "objective": "val_loss", "next_slot": 1,
-           "live": {}, "_studies": {}}  # the state the searcher pickled before WSD existed
     path = tmp_path / "searcher.pkl"
-    path.write_bytes(pickle.dumps(old))
-    s = CellSearcher(spec, [], {})
-    s.restore(str(path))
-    assert s.next_slot == 1
-    assert s.suggest("t2")["key"] == spec.cell_trial(cells[0], {"lr": 3e-3}).key
-    assert s.suggest("t3") == CellSearcher.FINISHED
+    path.write_bytes(pickle.dumps({"spec": Planted()}))
+    with pytest.raises(RuntimeError, match="never restores pickled"):
+        CellSearcher(spec, [], {}).restore(str(path))
+    assert not (tmp_path / "ran").exists()

@@ -1,0 +1,76 @@
+"""Weights-only checkpoints that an earlier run of a sweep left in Tune's folder.
+
+`equisweep resume` never loads Tune's experiment state (`tuner.pkl`, the searcher's and
+trials' pickles): anyone who can write a shared store could plant code there. A resumed
+sweep is rebuilt from what equisweep owns — the recorded spec and the Parquet store say
+what is left — and an interrupted trial continues from the newest of its own checkpoints
+found here, read as data only: a small JSON tag and `trial.pt` loaded with `weights_only`.
+
+The trainable tags every checkpoint it reports with `equisweep.json` ({"key", "step"});
+Tune keeps the folder as `<store>/_tune/<sweep>/<trial dir>/checkpoint_<n>/`. A checkpoint
+that is untagged, damaged, or not what its tag says is skipped (an older one, or the first
+step, serves instead): a trial is never trained on from a state it cannot verify.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+
+import pyarrow.fs as pafs
+
+from equisweep.store.location import resolve
+
+TAG = "equisweep.json"
+CHECKPOINT = "trial.pt"  # equisweep.train.CHECKPOINT_FILE
+
+
+def tag(checkpoint_dir: str, key: str, step: int) -> None:
+    """Mark a checkpoint folder about to be reported as trial `key` at `step`."""
+    with open(os.path.join(checkpoint_dir, TAG), "w") as f:
+        json.dump({"key": key, "step": int(step)}, f)
+
+
+def _candidates(fs: pafs.FileSystem, root: str, key: str) -> list[tuple[int, str]]:
+    """(step, folder) of the checkpoints tagged with `key`, newest step first."""
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True, recursive=True))
+    except OSError:
+        return []
+    found = []
+    for info in infos:
+        if info.type != pafs.FileType.File or not info.path.endswith("/" + TAG):
+            continue
+        if "/checkpoint_" not in info.path:
+            continue
+        try:
+            with fs.open_input_stream(info.path) as f:
+                meta = json.loads(f.read(4096).decode())
+            if meta.get("key") == key:
+                found.append((int(meta["step"]), info.path.rsplit("/", 1)[0]))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError):
+            continue
+    return sorted(found, reverse=True)
+
+
+def fetch_latest(tune_uri: str, key: str) -> str | None:
+    """A local folder holding the newest verified checkpoint of trial `key` under
+    `tune_uri` (the sweep's Tune folder), or None when there is none."""
+    from equisweep.train import load_checkpoint
+
+    fs, root = resolve(tune_uri)
+    for step, folder in _candidates(fs, root, key):
+        local = tempfile.mkdtemp(prefix=f"equisweep-prior-{key}-")
+        try:
+            with fs.open_input_stream(f"{folder}/{CHECKPOINT}") as src, \
+                    open(os.path.join(local, CHECKPOINT), "wb") as dst:
+                shutil.copyfileobj(src, dst, length=1 << 20)
+            state = load_checkpoint(local)  # weights_only: data, never code
+            if isinstance(state, dict) and int(state.get("step", -1)) == step:
+                return local
+        except Exception:  # noqa: BLE001 - truncated, planted or foreign: not this state
+            pass
+        shutil.rmtree(local, ignore_errors=True)
+    return None

@@ -1,0 +1,50 @@
+"""What a run left undone, checked against the store rather than against Tune's word.
+
+A run (first submission, resubmission or resume) ends with every trial it started, and
+every trial its plan fixed in advance (grid and random search), in a terminal state in the
+store: finished, failed or diverged. Whatever is not is named, and the command exits
+non-zero, so a sweep is never reported done while a planned trial is missing.
+
+Attempts continue across runs: a trial interrupted in one run and continued in the next
+writes its rows as a later attempt, so the store's "highest attempt wins" rule picks the
+continuation.
+"""
+
+from __future__ import annotations
+
+TERMINAL = frozenset({"finished", "failed", "diverged"})
+
+
+def attempts(store, sweep: str) -> dict[str, int]:
+    """key -> the highest attempt the store holds for it (rows of trials and metrics)."""
+    if sweep not in store.sweeps():
+        return {}
+    out: dict[str, int] = {}
+    for table in (store.trials(sweep=sweep), store.metrics(sweep=sweep)):
+        if not table.num_rows:
+            continue
+        for key, attempt in zip(table.column("key").to_pylist(),
+                                table.column("attempt").to_pylist()):
+            if key is not None and attempt is not None:
+                out[key] = max(out.get(key, 0), int(attempt))
+    return out
+
+
+def statuses(store, sweep: str) -> dict[str, str]:
+    """key -> latest status in the store."""
+    if sweep not in store.sweeps():
+        return {}
+    rows = store.trials(sweep=sweep).select(["key", "status"]).to_pylist()
+    return {r["key"]: r["status"] for r in rows}
+
+
+def unfinished(store, spec, plan, results) -> list[str]:
+    """Keys this run should have ended (the trials it started, and the planned trials with
+    fixed hyperparameters) whose latest status in the store is not terminal, sorted."""
+    expected = {r.config["key"] for r in results if r.config and "key" in r.config}
+    cells = {c.key: c for c in spec.cells()}
+    for slot in plan.slots:
+        if slot.hparams is not None:
+            expected.add(spec.cell_trial(cells[slot.cell_key], slot.hparams).key)
+    status = statuses(store, spec.name)
+    return sorted(k for k in expected if status.get(k) not in TERMINAL)
