@@ -36,6 +36,7 @@ from equisweep.trainer.data import (  # noqa: F401 (re-exported)
     TrialData,
     WindowSampler,
     batch_tokens,
+    cast,
     equivariance_batch,
     generator,
     to_device,
@@ -83,8 +84,10 @@ def pick_device(requested: str | None = None) -> torch.device:
 
 
 def masked_mse(pred: torch.Tensor, batch: dict) -> torch.Tensor:
+    """Mean squared error per coordinate over real tokens, in float32 (float64 if pred is)."""
     mask = batch["mask"].unsqueeze(-1).to(pred.dtype)
-    err = (pred.float() - batch["y"].float()) ** 2 * mask
+    dt = torch.promote_types(pred.dtype, torch.float32)
+    err = (pred.to(dt) - batch["y"].to(dt)) ** 2 * mask
     return err.sum() / (mask.sum() * 3).clamp_min(1)
 
 
@@ -185,16 +188,20 @@ class _Measure:
     """Evaluation of one trial's model on the fixed val/test windows and the equivariance
     batch; its forward FLOPs go to `progress.eval_flops`, never to `flops`."""
 
-    def __init__(self, model, run: Settings, data: TrialData, device, progress: Progress):
+    def __init__(self, model, run: Settings, data: TrialData, device, progress: Progress,
+                 dtype: torch.dtype | None = None):
         self.model, self.run, self.data, self.device = model, run, data, device
-        self.progress = progress
+        self.progress, self.dtype = progress, dtype
 
     def _count(self, batch: dict, passes: int = 1) -> None:
         self.progress.eval_flops += passes * self.run.forward_flops(batch)
 
     def _predict(self, batch: dict) -> torch.Tensor:
         with self.run.autocast(self.device):
-            return self.model(batch)
+            return self.model(cast(batch, self.dtype))
+
+    def _predict_float(self, batch: dict) -> torch.Tensor:
+        return self._predict(batch).float()
 
     def val(self, row: dict, done: int) -> None:
         data = self.data
@@ -206,7 +213,8 @@ class _Measure:
         row.update(val_loss=val.loss, val_loss_se=val.se, val_windows=val.windows)
         self._count(data.equiv_batch, passes=2)
         row["equivariance_error"] = equivariance_error(
-            self.model, to_device(data.equiv_batch, self.device), self.run.seed, done)
+            self.model if self.dtype is None else self._predict_float,
+            to_device(data.equiv_batch, self.device), self.run.seed, done)
         self.model.train()
 
     def test(self, row: dict) -> None:
@@ -227,6 +235,7 @@ def iter_trial(
     data_dir: str | Path | None = None,
     progress: bool = False,
     fork_steps: tuple[int, ...] | list[int] = (),
+    dtype: torch.dtype | None = None,
 ) -> Iterator[Emit]:
     """Train one trial; yield a metric row at every eval (and checkpoint) step.
 
@@ -237,6 +246,7 @@ def iter_trial(
     its own standalone run; its checkpoints then carry the rows emitted so far, which a branch
     restored from a fork re-reports as the start of its own curve.
     The last Emit has `final=True` and carries `test_loss` (or `status='diverged'`).
+    `dtype` (tests): train and evaluate the model in this floating type (float64).
     """
     honour_cpu_threads()
     dev = pick_device(device)
@@ -248,6 +258,8 @@ def iter_trial(
 
     torch.manual_seed(run.seed)
     model = build_model(run.family, run.size).to(dev)
+    if dtype is not None:
+        model = model.to(dtype)
     opt = run.optimizer(model.parameters())
     prog = Progress()
     if restore_from is not None:
@@ -256,7 +268,7 @@ def iter_trial(
         opt.load_state_dict(state["optimizer"])
         prog = Progress.restore(state)
     keep_rows = bool(forks)  # only a trunk needs its past rows in its checkpoints
-    measure = _Measure(model, run, data, dev, prog)
+    measure = _Measure(model, run, data, dev, prog, dtype)
 
     def state_dict(done: int) -> dict:
         return {"model": model.state_dict(), "optimizer": opt.state_dict(),
@@ -271,7 +283,7 @@ def iter_trial(
     prog.restart_window()
     for step in range(prog.step, run.steps):
         t0 = time.perf_counter()
-        batch = data.batch(step, dev)
+        batch = cast(data.batch(step, dev), dtype)
         lr = run.lr(step)
         for group in opt.param_groups:
             group["lr"] = lr

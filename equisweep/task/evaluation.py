@@ -133,8 +133,9 @@ def per_window_losses(predict: Callable[[dict], object], windows: WindowSet, dat
                       on_batch: Callable[[dict], None] | None = None):
     """(losses, tokens, trajectory ids) of `predict` (a model or a baseline) on `windows`.
 
-    `predict(batch)` returns (B, V, 3) positions; `on_batch(batch)` sees each batch before it
-    is predicted (for FLOP accounting).
+    `predict(batch)` returns (B, V, 3) positions, or (K, B, V, 3) for K stacked models (then
+    losses are (K, windows)); `on_batch(batch)` sees each batch before it is predicted (for
+    FLOP accounting).
     """
     import torch
 
@@ -147,14 +148,14 @@ def per_window_losses(predict: Callable[[dict], object], windows: WindowSet, dat
                 on_batch(batch)
             pred = predict(batch)
             mask = batch["mask"].unsqueeze(-1).to(torch.float32)
-            err = ((pred.float() - batch["y"].float()) ** 2 * mask).sum(dim=(1, 2))
+            err = ((pred.float() - batch["y"].float()) ** 2 * mask).sum(dim=(-2, -1))
             n = batch["mask"].sum(dim=1).to(torch.float64)
             losses.append((err.double() / (3 * n).clamp_min(1)).cpu().numpy())
             tokens.append(n.cpu().numpy())
             traj_ids.append(traj)
     if not losses:
         return np.zeros(0), np.zeros(0), np.zeros(0, np.int64)
-    return np.concatenate(losses), np.concatenate(tokens), np.concatenate(traj_ids)
+    return np.concatenate(losses, -1), np.concatenate(tokens), np.concatenate(traj_ids)
 
 
 def evaluate(predict, windows: WindowSet, dataset, batch_size: int = EVAL_BATCH, device=None,
@@ -163,6 +164,15 @@ def evaluate(predict, windows: WindowSet, dataset, batch_size: int = EVAL_BATCH,
     losses, tokens, traj = per_window_losses(predict, windows, dataset, batch_size, device,
                                              on_batch)
     return clustered_mean(losses, tokens, traj)
+
+
+def evaluate_members(predict, windows: WindowSet, dataset, batch_size: int = EVAL_BATCH,
+                     device=None, on_batch=None) -> list[Estimate]:
+    """`evaluate` for K stacked models in one pass (`predict` returns (K, B, V, 3)): one
+    estimate per member, each exactly what `evaluate` gives for that member alone."""
+    losses, tokens, traj = per_window_losses(predict, windows, dataset, batch_size, device,
+                                             on_batch)
+    return [clustered_mean(row, tokens, traj) for row in np.atleast_2d(losses)]
 
 
 def val_trajectories_for(estimate: Estimate, target_rse: float = VAL_TARGET_RSE,

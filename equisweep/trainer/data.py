@@ -111,6 +111,14 @@ def to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
+def cast(batch: dict, dtype: torch.dtype | None) -> dict:
+    """The batch with its floating tensors in `dtype` (None: unchanged). Tests train in
+    float64 to compare trainers without float32 rounding drowning the comparison."""
+    if dtype is None:
+        return batch
+    return {k: v.to(dtype) if v.is_floating_point() else v for k, v in batch.items()}
+
+
 @dataclass
 class TrialData:
     """A trial's splits and the sets it is measured on. Val and equivariance sets are fixed
