@@ -1,10 +1,11 @@
 """How far test windows can be thinned (issue 18, point 3): within-trajectory correlation of
 per-window test losses, and the clustered SE and loss of every s-th window relative to all.
 
-    OMP_NUM_THREADS=1 python bench/task/bench_stride.py [--test 256] [--steps 600]
+    OMP_NUM_THREADS=1 python bench/task/bench_stride.py [--test 256] [--steps 600] [--sweep Y]
 
 Trains two transformer 16x2 members (lr 1e-3, 1e-2) as one stack on bench/train's small task
-with `--test` test trajectories, then evaluates them and constant velocity on every test
+with `--test` test trajectories (`--sweep`: that sweep's task instead, with 64 train,
+16 val and `--test` test trajectories), then evaluates them and constant velocity on every test
 window. Stride s keeps windows w with w % s == phase: phase 0 for every trajectory
 ("fixed"), or trajectory index mod s ("rotated": each window position equally represented).
 """
@@ -23,6 +24,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--test", type=int, default=256)
     ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--sweep", help="take the task of this sweep YAML")
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
     import bench_stack
@@ -34,6 +36,12 @@ def main() -> None:
     from equisweep.trainer.checkpoint import load_checkpoint
     from equisweep.trainer.data import TrialData
 
+    if args.sweep:
+        import yaml
+
+        bench_stack.TASK.clear()
+        bench_stack.TASK.update(yaml.safe_load(Path(args.sweep).read_text())["task"],
+                                trajectories=64)
     bench_stack.TASK.update(test_trajectories=args.test, val_trajectories=16)
     size = {"width": 16, "depth": 2}
     cfgs = bench_stack.configs("transformer", size, 2, args.steps, 8)
