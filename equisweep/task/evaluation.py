@@ -7,11 +7,19 @@ exactly the same ones (paired comparisons).
 
 Which windows:
 
-- **test**: every window of every trajectory of the split (stride `TEST_STRIDE` = 1).
-  Striding would be cheaper, but the constant-velocity error sits on short contact events
-  that a stride skips: on the quickstart's test split at delta 1 the relative SE is 5% at
-  stride 1, 9% at stride 2, 12% at stride 4 (bench/BENCHMARKS.md, "Measurement (issue 9)").
-  The test set is evaluated once per trial, so all windows cost little.
+- **test**: every `TEST_STRIDE`-th window (3) of every trajectory, at a phase rotating with
+  the trajectory (trajectory i keeps windows w with w % 3 == i % 3), a third of the cost of
+  every window. Measured (bench/task/bench_stride.py, bench/BENCHMARKS.md "Thinning the
+  test windows"): window losses of one trajectory are strongly correlated (lag-1
+  correlation 0.79–0.88 on the CPU study's task, delta 8, 23 windows; 0.66–0.77 at delta
+  4), so thinning costs little precision. With 512 test trajectories of the CPU study's task
+  the clustered SE at rotated stride 3 is 1.01–1.07× the every-window SE (two trained
+  transformers and constant velocity) and the loss moves ≤ 0.4%; on a delta-4 set of 256
+  trajectories 1.01–1.12× and ≤ 1.1%. The phase must rotate: a fixed phase biases the loss
+  (every trajectory is thrown the same way, so window positions are not exchangeable: −2
+  to −3% at stride 3, −9% at stride 6). At delta 1 with short trajectories thinning costs
+  more (issue 9: constant velocity's rse 3.3% → 5.3% at stride 2, fixed phase): re-measure
+  before a study at a small delta.
 - **val** (every `eval_every` steps): every `VAL_STRIDE`-th window (2: val is evaluated
   often, and at stride 2 windows are nearly independent, so precision per window evaluated
   is about the same as at stride 1) of the first k trajectories of the val split, k chosen
@@ -47,7 +55,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-TEST_STRIDE = 1
+TEST_STRIDE = 3
 VAL_STRIDE = 2
 VAL_TARGET_RSE = 0.05
 MODEL_TAIL_FACTOR = 1.6  # trained models' relative SE / constant velocity's, measured
@@ -118,14 +126,19 @@ class WindowSet:
             yield collate([dataset.sample(int(i), int(s)) for i, s in zip(traj, start)]), traj
 
 
-def window_set(dataset, stride: int, trajectories: int | None = None) -> WindowSet:
-    """Every `stride`-th window start (from 0) of the first `trajectories` trajectories."""
+def window_set(dataset, stride: int, trajectories: int | None = None,
+               rotate: bool = False) -> WindowSet:
+    """Every `stride`-th window start of the first `trajectories` trajectories, from 0 or,
+    with `rotate`, from trajectory index mod stride (every window position equally often)."""
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
     n = len(dataset) if trajectories is None else min(int(trajectories), len(dataset))
-    starts = np.arange(0, dataset.windows, stride, dtype=np.int64)
-    traj = np.repeat(np.arange(n, dtype=np.int64), starts.size)
-    return WindowSet(dataset.split, traj, np.tile(starts, n), int(stride))
+    phases = range(stride) if rotate else [0]
+    starts = {p: np.arange(p, dataset.windows, stride, dtype=np.int64) for p in phases}
+    per = [starts[i % stride if rotate else 0] for i in range(n)]
+    traj = np.repeat(np.arange(n, dtype=np.int64), [s.size for s in per])
+    start = np.concatenate(per) if per else np.zeros(0, np.int64)
+    return WindowSet(dataset.split, traj, start, int(stride))
 
 
 def per_window_losses(predict: Callable[[dict], object], windows: WindowSet, dataset,
@@ -133,8 +146,9 @@ def per_window_losses(predict: Callable[[dict], object], windows: WindowSet, dat
                       on_batch: Callable[[dict], None] | None = None):
     """(losses, tokens, trajectory ids) of `predict` (a model or a baseline) on `windows`.
 
-    `predict(batch)` returns (B, V, 3) positions; `on_batch(batch)` sees each batch before it
-    is predicted (for FLOP accounting).
+    `predict(batch)` returns (B, V, 3) positions, or (K, B, V, 3) for K stacked models (then
+    losses are (K, windows)); `on_batch(batch)` sees each batch before it is predicted (for
+    FLOP accounting).
     """
     import torch
 
@@ -147,14 +161,14 @@ def per_window_losses(predict: Callable[[dict], object], windows: WindowSet, dat
                 on_batch(batch)
             pred = predict(batch)
             mask = batch["mask"].unsqueeze(-1).to(torch.float32)
-            err = ((pred.float() - batch["y"].float()) ** 2 * mask).sum(dim=(1, 2))
+            err = ((pred.float() - batch["y"].float()) ** 2 * mask).sum(dim=(-2, -1))
             n = batch["mask"].sum(dim=1).to(torch.float64)
             losses.append((err.double() / (3 * n).clamp_min(1)).cpu().numpy())
             tokens.append(n.cpu().numpy())
             traj_ids.append(traj)
     if not losses:
         return np.zeros(0), np.zeros(0), np.zeros(0, np.int64)
-    return np.concatenate(losses), np.concatenate(tokens), np.concatenate(traj_ids)
+    return np.concatenate(losses, -1), np.concatenate(tokens), np.concatenate(traj_ids)
 
 
 def evaluate(predict, windows: WindowSet, dataset, batch_size: int = EVAL_BATCH, device=None,
@@ -163,6 +177,15 @@ def evaluate(predict, windows: WindowSet, dataset, batch_size: int = EVAL_BATCH,
     losses, tokens, traj = per_window_losses(predict, windows, dataset, batch_size, device,
                                              on_batch)
     return clustered_mean(losses, tokens, traj)
+
+
+def evaluate_members(predict, windows: WindowSet, dataset, batch_size: int = EVAL_BATCH,
+                     device=None, on_batch=None) -> list[Estimate]:
+    """`evaluate` for K stacked models in one pass (`predict` returns (K, B, V, 3)): one
+    estimate per member, each exactly what `evaluate` gives for that member alone."""
+    losses, tokens, traj = per_window_losses(predict, windows, dataset, batch_size, device,
+                                             on_batch)
+    return [clustered_mean(row, tokens, traj) for row in np.atleast_2d(losses)]
 
 
 def val_trajectories_for(estimate: Estimate, target_rse: float = VAL_TARGET_RSE,
@@ -181,7 +204,7 @@ def val_trajectories_for(estimate: Estimate, target_rse: float = VAL_TARGET_RSE,
 def eval_windows(dataset) -> WindowSet:
     """The fixed window set of a val or test split (see the module docstring)."""
     if dataset.split == "test":
-        return window_set(dataset, TEST_STRIDE)
+        return window_set(dataset, TEST_STRIDE, rotate=True)
     if dataset.split != "val":
         raise ValueError(f"evaluation windows are for val and test, not {dataset.split!r}")
     from equisweep.task.baselines import constant_velocity

@@ -30,8 +30,7 @@ class _ProductKernels(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, left, right, kern):
-        ctx.save_for_backward(left, right, kern)
+    def forward(left, right, kern):
         rows = left.shape[0]
         out = left.new_empty(rows, kern.shape[1])
         for lo in range(0, rows, _CHUNK_ROWS):
@@ -39,6 +38,26 @@ class _ProductKernels(torch.autograd.Function):
             outer = left[lo:hi, :, None] * right[lo:hi, None, :]
             torch.mm(outer.reshape(hi - lo, 256), kern, out=out[lo:hi])
         return out
+
+    # setup_context apart from forward, and a vmap rule: stacked trials (trainer/stack.py)
+    # run the model under torch.func.vmap, which needs both.
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*inputs)
+
+    @staticmethod
+    def vmap(info, in_dims, left, right, kern):
+        """The stacked members' rows are just more rows: fold the stack into them."""
+        if in_dims[2] is not None:
+            raise NotImplementedError("the product kernels are constants, never stacked")
+        k = info.batch_size
+
+        def rows_of(x, dim):
+            x = x.expand(k, *x.shape) if dim is None else x.movedim(dim, 0)
+            return x.reshape(-1, 16)
+
+        out = _ProductKernels.apply(rows_of(left, in_dims[0]), rows_of(right, in_dims[1]), kern)
+        return out.reshape(k, -1, kern.shape[1]), 0
 
     @staticmethod
     def backward(ctx, grad):
