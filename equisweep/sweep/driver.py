@@ -263,9 +263,30 @@ def _trainable(spec, store_uri: str):
     res = {"cpu": float(spec.resources.get("cpu", 1))}
     if float(spec.resources.get("gpu", 0)) > 0:
         res["gpu"] = float(spec.resources["gpu"])
-    # Interrupted trials continue from their own weights-only checkpoints of earlier runs.
+    # Interrupted trials continue from their own weights-only checkpoints of earlier runs,
+    # never from one past the last row the store holds for them (see `stored_steps`).
     prior = os.path.join(tune_dir(store_uri), spec.name)
-    return tune.with_resources(tune.with_parameters(run, prior=prior), res)
+    stored = stored_steps(store_uri, spec.name)
+    return tune.with_resources(tune.with_parameters(run, prior=prior, stored=stored), res)
+
+
+def stored_steps(store_uri: str, name: str) -> dict[str, int]:
+    """The largest metric step the store holds per trial key of sweep `name`.
+
+    A driver killed between a trial's checkpoint reaching Tune's folder and that step's row
+    reaching the store leaves a checkpoint ahead of the store: continuing from it would
+    lose the row. Rows are stored in step order, so a checkpoint at step s is usable only
+    when s <= this step."""
+    import pyarrow.compute as pc
+
+    from equisweep.store import open_store
+
+    table = open_store(store_uri).metrics(sweep=name)
+    if table.num_rows == 0:
+        return {}
+    table = table.select(["key", "step"]).group_by("key").aggregate([("step", "max")])
+    return dict(zip(table["key"].to_pylist(),
+                    pc.cast(table["step_max"], "int64").to_pylist()))
 
 
 def trial_name(trial) -> str:

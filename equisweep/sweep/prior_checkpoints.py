@@ -55,13 +55,22 @@ def _candidates(fs: pafs.FileSystem, root: str, key: str) -> list[tuple[int, str
     return sorted(found, reverse=True)
 
 
-def fetch_latest(tune_uri: str, key: str) -> str | None:
+def fetch_latest(tune_uri: str, key: str, max_step: int | None) -> str | None:
     """A local folder holding the newest verified checkpoint of trial `key` under
-    `tune_uri` (the sweep's Tune folder), or None when there is none."""
+    `tune_uri` (the sweep's Tune folder) at a step <= `max_step`, the last step whose row
+    the store holds; None when there is none (also when the store holds no row of `key`).
+
+    A checkpoint past the store's last row exists when a driver died after the trainable
+    saved it but before the driver stored that step's row: continuing from it would lose
+    the rows in between, so an older checkpoint (or the first step) serves instead."""
     from equisweep.train import load_checkpoint
 
+    if max_step is None:
+        return None
     fs, root = resolve(tune_uri)
     for step, folder in _candidates(fs, root, key):
+        if step > max_step:
+            continue
         local = tempfile.mkdtemp(prefix=f"equisweep-prior-{key}-")
         try:
             with fs.open_input_stream(f"{folder}/{CHECKPOINT}") as src, \

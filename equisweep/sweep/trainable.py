@@ -33,9 +33,10 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and any(t in text for t in _OOM_TEXT)
 
 
-def run(config: dict, prior: str | None = None) -> None:
+def run(config: dict, prior: str | None = None, stored: dict | None = None) -> None:
     """`prior`: the sweep's Tune folder, where an earlier run may have left this trial's
-    checkpoints (`prior_checkpoints`): a rebuilt run continues from the newest."""
+    checkpoints (`prior_checkpoints`): a rebuilt run continues from the newest whose step's
+    row the store holds (`stored`: key -> largest stored step, `driver.stored_steps`)."""
     key = config["key"]
     # Ray shows trial actors as `ImplicitFunc` (one actor serves several trials): this line
     # makes a trial findable by name in its worker's log (dashboard: Actors/Logs views).
@@ -47,7 +48,7 @@ def run(config: dict, prior: str | None = None) -> None:
     if ckpt is not None:
         restore = ckpt.to_directory()
     elif prior:
-        restore = prior_checkpoints.fetch_latest(prior, key)
+        restore = prior_checkpoints.fetch_latest(prior, key, (stored or {}).get(key))
     workdir = tempfile.mkdtemp(prefix=f"equisweep-{key}-")
     fault = faults.planned_fault(key, config.get("fault"))
     if restore is None and wsd.get("role") == "branch" and forks is not None:
