@@ -32,9 +32,9 @@ def main() -> None:
     from equisweep.models import build_model
     from equisweep.task.baselines import constant_velocity
     from equisweep.task.evaluation import clustered_mean, per_window_losses, window_set
-    from equisweep.train_stack import run_stack
     from equisweep.trainer.checkpoint import load_checkpoint
     from equisweep.trainer.data import TrialData
+    from equisweep.trainer.stack import run_stack
 
     if args.sweep:
         import yaml

@@ -44,7 +44,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     args = ap.parse_args()
     from equisweep.train import run_trial
-    from equisweep.train_stack import run_stack
+    from equisweep.trainer.stack import run_stack
 
     cfgs = configs(args.family, json.loads(args.size), args.k, args.steps, args.batch)
     t0 = time.perf_counter()

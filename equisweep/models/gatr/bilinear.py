@@ -39,7 +39,7 @@ class _ProductKernels(torch.autograd.Function):
             torch.mm(outer.reshape(hi - lo, 256), kern, out=out[lo:hi])
         return out
 
-    # setup_context apart from forward, and a vmap rule: stacked trials (trainer/stack.py)
+    # setup_context apart from forward, and a vmap rule: stacked trials (trainer/vmapped.py)
     # run the model under torch.func.vmap, which needs both.
     @staticmethod
     def setup_context(ctx, inputs, output):
