@@ -26,3 +26,23 @@ def require_cluster_store(store: str, *, shared: bool, flag: str = "--store") ->
 def add_shared_store_argument(parser) -> None:
     parser.add_argument("--shared-store", action="store_true",
                         help="the local --store path is shared by every cluster node (NFS)")
+
+
+def probe_writable(store: str) -> None:
+    """Write and delete one small file under `store`, or UserError naming the store: a
+    mistyped bucket used to cost 32 s of Ray start-up and a 30-line traceback (issue 20)."""
+    import uuid
+
+    from equisweep.store.location import TMP_PREFIX, resolve
+
+    fs, root = resolve(store)
+    probe = f"{root}/{TMP_PREFIX}probe-{uuid.uuid4().hex}"
+    try:
+        if not is_uri(store):
+            fs.create_dir(root, recursive=True)
+        with fs.open_output_stream(probe) as out:
+            out.write(b"equisweep write probe\n")
+        fs.delete_file(probe)
+    except Exception as exc:  # pyarrow raises OSError/ArrowInvalid/... by filesystem
+        reason = " ".join(str(exc).split())[:200]
+        raise UserError(f"--store {store}: cannot write there ({reason})") from exc

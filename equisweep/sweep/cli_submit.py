@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 
 from equisweep.store.naming import absolute_store, add_store_argument, store_location
-from equisweep.store.reach import add_shared_store_argument, require_cluster_store
+from equisweep.store.reach import (
+    add_shared_store_argument,
+    probe_writable,
+    require_cluster_store,
+)
 
 
 def add_arguments(p) -> None:
@@ -32,6 +36,7 @@ def run(args) -> int:
     store = absolute_store(store_location(args.store, spec.store))
     # Refused before anything is uploaded: the cluster's nodes cannot see a laptop path.
     require_cluster_store(store, shared=args.shared_store)
+    probe_writable(store)  # a mistyped bucket: one line here, not a traceback on the cluster
     from equisweep.sweep.submit import follow, submit_sweep
 
     job_id, url = submit_sweep(spec, args.sweep, address=args.address, store=store,

@@ -79,3 +79,21 @@ def test_submit_refuses_a_local_store_nobody_declared_shared(write_sweep, store_
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "--store s3://" in lines[0] and "--shared-store" in lines[0]
     assert "submitted" not in out.stdout
+
+
+def test_submit_names_a_mistyped_bucket_before_anything_starts(write_sweep):
+    """Issue 20: a mistyped bucket cost 32 s and a 30-line traceback, exit 1."""
+    from tests.reliability.s3 import moto_s3
+
+    with moto_s3("real-bucket"):
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        start = time.monotonic()
+        out = subprocess.run(
+            [sys.executable, "-m", "equisweep.cli", "submit", str(write_sweep()),
+             "--address", "http://127.0.0.1:9", "--store", "s3://reel-bucket/x"],
+            capture_output=True, text=True, timeout=60, env=env,
+        )
+        assert time.monotonic() - start < 10  # interpreter start-up included
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "reel-bucket" in lines[0]
