@@ -29,3 +29,4 @@ def test_probe_refuses_a_local_folder_it_cannot_write(tmp_path):
     assert [p.name for p in (tmp_path / "ok").iterdir()] == []  # the probe cleaned up
     with pytest.raises(UserError, match="cannot write"):
         probe_writable(str(blocker / "store"))
+
