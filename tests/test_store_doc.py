@@ -120,3 +120,16 @@ def test_recipe_gives_what_equisweep_store_gives(name, results, monkeypatch):
 def test_recipes_cover_the_three_tools():
     assert {"pandas", "duckdb", "polars"} <= set(recipes())
     assert "PARTITION BY sweep, key ORDER BY _seq DESC" in recipes()["duckdb"]
+
+
+def test_store_doc_states_the_report_location_rule_analyze_follows():
+    """Issue 20: STORE.md said `<store>/reports/<name>/` while an s3 store got ./report-<name>/."""
+    import os
+
+    from equisweep.analysis.cli_analyze import default_out
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "STORE.md").read_text()
+    assert "<store>/reports/<name>/` for a local store" in text
+    assert "./report-<name>/` on the machine that runs it" in text
+    assert default_out("s3://b/p", "x") == os.path.join(".", "report-x")
+    assert default_out("/data/store", "x") == os.path.join("/data/store", "reports", "x")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from equisweep.store.naming import add_store_argument, store_location
+from equisweep.store.reach import is_uri, probe_writable
 
 
 def add_arguments(p) -> None:
@@ -31,7 +32,10 @@ def run(args) -> int:
     if not args.report_every > 0:
         raise UserError(f"--report-every must be > 0 seconds, got {args.report_every:g}")
     spec = load_spec(args.sweep)
-    summary = run_sweep(spec, store_uri=store_location(args.store, spec.store),
+    store = store_location(args.store, spec.store)
+    if is_uri(store):  # a mistyped bucket: one line now, not a traceback after Ray starts
+        probe_writable(store)
+    summary = run_sweep(spec, store_uri=store,
                         address=args.address, data_dir=args.data_dir, verbose=args.verbose,
                         progress=not args.no_progress, report=args.report,
                         report_every_s=args.report_every)

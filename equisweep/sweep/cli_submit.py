@@ -5,6 +5,11 @@ from __future__ import annotations
 import os
 
 from equisweep.store.naming import absolute_store, add_store_argument, store_location
+from equisweep.store.reach import (
+    add_shared_store_argument,
+    probe_writable,
+    require_cluster_store,
+)
 
 
 def add_arguments(p) -> None:
@@ -13,6 +18,7 @@ def add_arguments(p) -> None:
                    help="Ray dashboard/job API of the cluster, e.g. http://HEAD:8265 "
                         "(default: $RAY_API_SERVER_ADDRESS)")
     add_store_argument(p)  # as the cluster sees it: a shared path or a URI
+    add_shared_store_argument(p)
     p.add_argument("--job-id", default=None, help="submission id (default: derived)")
     p.add_argument("--follow", action="store_true", help="stream the job's logs until it ends")
 
@@ -28,6 +34,9 @@ def run(args) -> int:
     spec = load_spec(args.sweep)  # a bad sweep fails here, before anything is uploaded
     # The job runs in another working directory: it gets an absolute location.
     store = absolute_store(store_location(args.store, spec.store))
+    # Refused before anything is uploaded: the cluster's nodes cannot see a laptop path.
+    require_cluster_store(store, shared=args.shared_store)
+    probe_writable(store)  # a mistyped bucket: one line here, not a traceback on the cluster
     from equisweep.sweep.submit import follow, submit_sweep
 
     job_id, url = submit_sweep(spec, args.sweep, address=args.address, store=store,

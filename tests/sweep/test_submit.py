@@ -47,7 +47,7 @@ def test_submit_runs_the_sweep_as_a_ray_job(head_node, write_sweep, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     out = subprocess.run(
         [sys.executable, "-m", "equisweep.cli", "submit", str(sweep), "--address", url,
-         "--store", str(store), "--follow"],
+         "--store", str(store), "--shared-store", "--follow"],
         capture_output=True, text=True, timeout=600, env=env,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
@@ -61,3 +61,39 @@ def test_submit_refuses_bad_address(write_sweep):
     from equisweep.cli import main
 
     assert main(["submit", str(write_sweep()), "--address", "not-a-url"]) == 2
+
+
+@pytest.mark.parametrize("store_args", [[], ["--store", "results"]])
+def test_submit_refuses_a_local_store_nobody_declared_shared(write_sweep, store_args):
+    """Issue 20: the laptop path went to the cluster and every trial failed after 318 s.
+    Now: one line naming `--store s3://`, exit 2, within 10 s, with no cluster to reach."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "EQUISWEEP_STORE")}
+    start = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-m", "equisweep.cli", "submit", str(write_sweep()),
+         "--address", "http://127.0.0.1:9", *store_args],
+        capture_output=True, text=True, timeout=60, env=env,
+    )
+    assert time.monotonic() - start < 10
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--store s3://" in lines[0] and "--shared-store" in lines[0]
+    assert "submitted" not in out.stdout
+
+
+def test_submit_names_a_mistyped_bucket_before_anything_starts(write_sweep):
+    """Issue 20: a mistyped bucket cost 32 s and a 30-line traceback, exit 1."""
+    from tests.reliability.s3 import moto_s3
+
+    with moto_s3("real-bucket"):
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        start = time.monotonic()
+        out = subprocess.run(
+            [sys.executable, "-m", "equisweep.cli", "submit", str(write_sweep()),
+             "--address", "http://127.0.0.1:9", "--store", "s3://reel-bucket/x"],
+            capture_output=True, text=True, timeout=60, env=env,
+        )
+        assert time.monotonic() - start < 10  # interpreter start-up included
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "reel-bucket" in lines[0]
