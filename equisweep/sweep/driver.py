@@ -135,8 +135,9 @@ def _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose
                  RayMetrics(tally, spec.name, plan.planned_flops)]
     searcher = CellSearcher(spec, plan.slots, plan.prior, data_dir=data_dir, forks=forks,
                             done_keys=plan.done_keys)
+    attempts, stored = reconcile.held(store, spec.name)
     tuner = _make_tuner(spec, store_uri, searcher, len(plan.slots), verbose, callbacks,
-                        attempts=reconcile.attempts(store, spec.name))
+                        attempts=attempts, stored=stored)
     beat = Heartbeat(store, spec.name, extra=lambda: {
         "planned_trials": planned_trials, "planned_flops": planned_flops,
         "run_trials": len(plan.slots), "run_flops": tally.spent_flops}).start()
@@ -255,7 +256,7 @@ def _baseline_id(row: dict) -> tuple:
             float(row["loss"]))
 
 
-def _trainable(spec, store_uri: str):
+def _trainable(spec, store_uri: str, stored: dict[str, int]):
     from ray import tune
 
     from equisweep.sweep.trainable import run
@@ -264,29 +265,9 @@ def _trainable(spec, store_uri: str):
     if float(spec.resources.get("gpu", 0)) > 0:
         res["gpu"] = float(spec.resources["gpu"])
     # Interrupted trials continue from their own weights-only checkpoints of earlier runs,
-    # never from one past the last row the store holds for them (see `stored_steps`).
+    # never from one past the last row the store holds for them (`reconcile.held`).
     prior = os.path.join(tune_dir(store_uri), spec.name)
-    stored = stored_steps(store_uri, spec.name)
     return tune.with_resources(tune.with_parameters(run, prior=prior, stored=stored), res)
-
-
-def stored_steps(store_uri: str, name: str) -> dict[str, int]:
-    """The largest metric step the store holds per trial key of sweep `name`.
-
-    A driver killed between a trial's checkpoint reaching Tune's folder and that step's row
-    reaching the store leaves a checkpoint ahead of the store: continuing from it would
-    lose the row. Rows are stored in step order, so a checkpoint at step s is usable only
-    when s <= this step."""
-    import pyarrow.compute as pc
-
-    from equisweep.store import open_store
-
-    table = open_store(store_uri).metrics(sweep=name)
-    if table.num_rows == 0:
-        return {}
-    table = table.select(["key", "step"]).group_by("key").aggregate([("step", "max")])
-    return dict(zip(table["key"].to_pylist(),
-                    pc.cast(table["step_max"], "int64").to_pylist()))
 
 
 def trial_name(trial) -> str:
@@ -297,14 +278,15 @@ def trial_dirname(trial) -> str:
     return f"{trial.config.get('label', 'trial')}-{trial.trial_id}"
 
 
-def _make_tuner(spec, store_uri, searcher, n_trials, verbose, callbacks=(), attempts=None):
+def _make_tuner(spec, store_uri, searcher, n_trials, verbose, callbacks=(), attempts=None, *,
+                stored: dict[str, int]):
     from ray import tune
     from ray.tune.schedulers import FIFOScheduler
 
     from equisweep.sweep.callback import StoreCallback
 
     return tune.Tuner(
-        _trainable(spec, store_uri),
+        _trainable(spec, store_uri, stored),
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=FIFOScheduler(),

@@ -15,19 +15,35 @@ from __future__ import annotations
 TERMINAL = frozenset({"finished", "failed", "diverged"})
 
 
-def attempts(store, sweep: str) -> dict[str, int]:
-    """key -> the highest attempt the store holds for it (rows of trials and metrics)."""
+def held(store, sweep: str) -> tuple[dict[str, int], dict[str, int]]:
+    """Per key, what the store holds of a sweep, in one read of its tables: the highest
+    attempt (rows of trials and metrics) and the largest metric step.
+
+    The step bounds which earlier checkpoint a rebuilt run may continue a trial from
+    (`prior_checkpoints.fetch_latest`): a driver killed after a checkpoint reached Tune's
+    folder but before that step's row reached the store leaves a checkpoint ahead of the
+    store, and continuing from it would lose the row. Rows are stored in step order."""
     if sweep not in store.sweeps():
-        return {}
-    out: dict[str, int] = {}
-    for table in (store.trials(sweep=sweep), store.metrics(sweep=sweep)):
+        return {}, {}
+    tops: dict[str, int] = {}
+    steps: dict[str, int] = {}
+    metrics = store.metrics(sweep=sweep)
+    for table in (store.trials(sweep=sweep), metrics):
         if not table.num_rows:
             continue
         for key, attempt in zip(table.column("key").to_pylist(),
                                 table.column("attempt").to_pylist()):
             if key is not None and attempt is not None:
-                out[key] = max(out.get(key, 0), int(attempt))
-    return out
+                tops[key] = max(tops.get(key, 0), int(attempt))
+    for key, step in zip(metrics.column("key").to_pylist(), metrics.column("step").to_pylist()):
+        if key is not None and step is not None:
+            steps[key] = max(steps.get(key, 0), int(step))
+    return tops, steps
+
+
+def attempts(store, sweep: str) -> dict[str, int]:
+    """key -> the highest attempt the store holds for it (rows of trials and metrics)."""
+    return held(store, sweep)[0]
 
 
 def statuses(store, sweep: str) -> dict[str, str]:
