@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "its driver ends")
     parser.add_argument("--every", type=float, default=180.0, metavar="SECONDS",
                         help="seconds between rewrites with --watch (default: 180)")
+    parser.add_argument("--wait", type=float, default=120.0, metavar="SECONDS",
+                        help="with --watch: how long to wait for a sweep that is not in the "
+                             "store yet (default: 120)")
 
 
 def default_out(store_uri: str, name: str) -> str:
@@ -60,6 +63,8 @@ def run(args) -> int:
     out = args.out or default_out(store_uri, args.name)
     if not args.every > 0:
         raise UserError(f"--every must be > 0 seconds, got {args.every:g}")
+    if not args.wait >= 0:
+        raise UserError(f"--wait must be ≥ 0 seconds, got {args.wait:g}")
 
     def once(progress=True):
         return analyze_store(store_uri, args.name, out, n_boot=args.bootstrap, seed=args.seed,
@@ -69,6 +74,7 @@ def run(args) -> int:
     if args.watch:
         from equisweep.analysis.watch import watch
 
-        return watch(store_uri, args.name, out, args.every, lambda: once(progress=False))
+        return watch(store_uri, args.name, out, args.every, lambda: once(progress=False),
+                     wait_s=args.wait)
     print(once().summary)
     return 0

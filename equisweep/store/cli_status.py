@@ -1,8 +1,12 @@
-"""`equisweep status [NAME] [--watch] [--json]`: how is the sweep going?
+"""`equisweep status [NAME] [--trials] [--watch] [--json]`: how is the sweep going?
 
 Per sweep: trials planned / pending / running / finished / failed / diverged /
 interrupted, training FLOPs spent vs planned vs budget, an ETA from the live driver's
 measured throughput, and the best trial per variant so far (the `equisweep best` rule).
+
+With `--trials` (and a NAME), the trials in flight follow, one line each (store/live_trials.py).
+`--watch` on a sweep that is not in the store yet (just submitted: a cluster takes tens of
+seconds to start its driver) waits up to `--wait` seconds for it (store/appear.py).
 
 A trial is `interrupted` when its latest row says "running" but the driver that runs it is
 gone: its heartbeat (store/heartbeat.py) ended, went stale, or names a dead local pid.
@@ -29,6 +33,12 @@ def add_arguments(parser) -> None:
                         help="seconds between refreshes with --watch (default: 5)")
     parser.add_argument("--json", action="store_true",
                         help="print the status as JSON (one object per sweep)")
+    parser.add_argument("--trials", action="store_true",
+                        help="also list the trials in flight (node, attempt, step, latest "
+                             "val loss); needs NAME")
+    parser.add_argument("--wait", type=float, default=120.0, metavar="SECONDS",
+                        help="with --watch: how long to wait for a sweep that is not in the "
+                             "store yet (default: 120)")
 
 
 def budget_flops(meta: dict | None) -> float | None:
@@ -123,7 +133,7 @@ def _eta(beat, alive, row) -> float | None:
     return max(0.0, row["planned_flops"] - row["flops"]) / (done / elapsed)
 
 
-def _duration(s: float | None) -> str:
+def duration(s: float | None) -> str:
     if s is None:
         return ""
     s = int(round(s))
@@ -155,7 +165,7 @@ def format_status(rows: list[dict]) -> str:
         "PLANNED_FLOPS": [flops(r["planned_flops"]) for r in rows],
         "BUDGET": [flops(r["budget"]) for r in rows],
         "USED": [used(r) for r in rows],
-        "ETA": [_duration(r["eta_s"]) for r in rows],
+        "ETA": [duration(r["eta_s"]) for r in rows],
         "DRIVER": [r["driver"] or "" for r in rows],
     })
     lines = [format_table(table, right={"FLOPS", "PLANNED_FLOPS", "BUDGET", "USED", "ETA"})]
@@ -182,14 +192,25 @@ def format_status(rows: list[dict]) -> str:
 def _render(store, args) -> tuple[str, list[dict]]:
     import json
 
+    from equisweep.store.live_trials import format_live, live_trials
+
     rows = sweep_status(store, args.name)
     if not rows:
         return ("[]" if args.json else f"results store {store.uri} has no sweeps yet"), rows
+    if args.trials:
+        for r in rows:
+            r["in_flight"] = live_trials(store, r["sweep"], {"alive": True, "gone": False,
+                                                             "ended": False}.get(r["driver"]))
     if args.json:
         # --watch --json: one line per refresh (JSON Lines), so a reader can follow it.
         return json.dumps(rows, indent=None if args.watch else 1, allow_nan=False,
                           default=str), rows
-    return format_status(rows), rows
+    text = format_status(rows)
+    if args.trials:
+        live = rows[0]["in_flight"]
+        text += "\n\n" + (f"trials in flight ({len(live)}):\n" + format_live(live) if live
+                           else "no trial in flight")
+    return text, rows
 
 
 def run(args) -> int:
@@ -197,11 +218,23 @@ def run(args) -> int:
 
     if not args.interval > 0:
         raise UserError(f"--interval must be > 0 seconds, got {args.interval:g}")
-    store = open_for_reading(args)
-    check_sweep(store, args.name)
+    if not args.wait >= 0:
+        raise UserError(f"--wait must be ≥ 0 seconds, got {args.wait:g}")
+    if args.trials and args.name is None:
+        raise UserError("--trials needs a sweep NAME (equisweep status NAME --trials)")
     if not args.watch:
+        store = open_for_reading(args)
+        check_sweep(store, args.name)
         print(_render(store, args)[0])
         return 0
+    from equisweep.store.appear import wait_for_sweep
+    from equisweep.store.naming import store_location
+
+    say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else print
+    store = wait_for_sweep(store_location(args.store), args.name, args.wait, say=say)
+    # A new sweep's metadata lands before its driver's first heartbeat and trial rows: until
+    # either exists, keep refreshing (within --wait) rather than end the watch on "no driver".
+    deadline = time.monotonic() + args.wait
     tty = sys.stdout.isatty()
     try:
         while True:
@@ -211,7 +244,9 @@ def run(args) -> int:
                 sys.stdout.write("\x1b[H\x1b[2J")  # cursor home, clear: refresh in place
             sys.stdout.write(text + "\n" if args.json else f"{text}\n(as of {stamp})\n")
             sys.stdout.flush()
-            if not any(r["driver"] == "alive" for r in rows):
+            if not any(r["driver"] == "alive" for r in rows) and not (
+                    args.name is not None and rows and rows[0]["driver"] is None
+                    and not rows[0]["trials"] and time.monotonic() < deadline):
                 return 0
             time.sleep(args.interval)
     except KeyboardInterrupt:
