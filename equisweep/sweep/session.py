@@ -93,7 +93,7 @@ def check_this_machine_is_a_node(address: str, local_ips: set[str] | None = None
     """Refuse HOST:PORT from a machine that runs no node of that cluster, in seconds.
 
     A driver that joins by GCS address attaches to a raylet on its own machine, which Ray
-    finds among the cluster's nodes by this machine's IP. From elsewhere `ray.init` waits
+    finds among the cluster's nodes by this machine's node IP. From elsewhere `ray.init` waits
     60 s and fails, or (no Ray session folder here) dies in a native stack trace. Outside
     the cluster, a sweep goes through the job API (`submit`) or Ray Client (`ray://`).
     """
@@ -127,12 +127,11 @@ def check_this_machine_is_a_node(address: str, local_ips: set[str] | None = None
 
 
 def _local_ips() -> set[str]:
-    import socket
+    # The address Ray itself matches against the cluster's nodes to find this machine's
+    # raylet (RAY_NODE_IP_ADDRESS overrides it, as it does for Ray).
+    import ray.util
 
-    import psutil  # a Ray dependency
-
-    return {a.address.split("%")[0] for addrs in psutil.net_if_addrs().values()
-            for a in addrs if a.family in (socket.AF_INET, socket.AF_INET6)}
+    return {os.environ.get("RAY_NODE_IP_ADDRESS") or ray.util.get_node_ip_address()}
 
 
 def dashboard_url() -> str | None:
