@@ -117,11 +117,11 @@ def check_this_machine_is_a_node(address: str, local_ips: set[str] | None = None
     except Exception:  # an old or odd GCS: leave the verdict to ray.init
         return
     alive = {n.node_manager_address for n in nodes.values() if n.state == 0}  # 0: ALIVE
-    if alive & (local_ips if local_ips is not None else _local_ips()):
-        return
+    if not alive or alive & (local_ips if local_ips is not None else _local_ips()):
+        return  # (no node up yet: a cluster still starting is ray.init's to wait for)
     head = host.strip("[]")
     raise UserError(f"{what}: this machine is not a node of that cluster (its nodes: "
-                    f"{', '.join(sorted(alive)) or 'none alive'}); from outside, use "
+                    f"{', '.join(sorted(alive))}); from outside, use "
                     f"`equisweep submit SWEEP --address http://{head}:8265` or "
                     f"`--address ray://{head}:10001`")
 

@@ -156,6 +156,12 @@ from equisweep.errors import UserError
 from equisweep.sweep.session import check_this_machine_is_a_node, prepare
 address, ips = sys.argv[1], sys.argv[2:]
 prepare(address)  # as `run` does: auth set up before Ray is imported
+if ips:  # the head's node must have registered with its GCS (it may lag under load)
+    from ray._raylet import GcsClient
+    deadline = time.monotonic() + 60
+    while not any(n.state == 0 for n in GcsClient(address=address).get_all_node_info(
+            timeout=5).values()) and time.monotonic() < deadline:
+        time.sleep(0.5)
 started = time.monotonic()
 try:
     check_this_machine_is_a_node(address, local_ips=set(ips) if ips else None)
