@@ -55,7 +55,7 @@ def run_sweep(spec, *, store_uri: str | None = None, address: str | None = None,
         keys = {slot.cell_key for slot in plan.slots}
         preflight.check_local(spec, [c for c in spec.cells() if c.key in keys])
     from equisweep.store import lease
-    from equisweep.sweep.console import QuietConsole, log_path
+    from equisweep.sweep.console import QuietConsole, log_mirror, log_path
 
     # One driver per sweep (refused before Ray starts), and planned again under the lease:
     # what another driver finished since the first plan is not run twice.
@@ -66,10 +66,12 @@ def run_sweep(spec, *, store_uri: str | None = None, address: str | None = None,
         if not plan.slots:
             return summary
         log = None if verbose else log_path(store_uri, spec.name)
-        with QuietConsole(log) as console:
-            summary["log"] = str(log) if log else None
+        mirror = log_mirror(store_uri, log) if log else None
+        with QuietConsole(log, mirror=mirror) as console:
+            summary["log"] = mirror or (str(log) if log else None)
             if log:
-                print(f"Ray and Tune log: {log}", flush=True)
+                copy = f" (copied to {mirror} as it grows)" if mirror else ""
+                print(f"Ray and Tune log: {log}{copy}", flush=True)
             _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose,
                          progress, console, summary, report, report_every_s, stop)
     return summary
