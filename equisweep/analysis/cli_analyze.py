@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,10 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def default_out(store_uri: str, name: str) -> str:
-    if "://" in store_uri and not store_uri.startswith("file://"):
-        return os.path.join(".", f"report-{name}")
-    local = store_uri[len("file://"):] if store_uri.startswith("file://") else store_uri
-    return os.path.join(local, "reports", name)
+    from equisweep.store.layout import report_dir
+
+    return report_dir(store_uri, name)
 
 
 def run(args) -> int:

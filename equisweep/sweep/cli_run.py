@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from equisweep.store.layout import is_uri
 from equisweep.store.naming import add_store_argument, store_location
-from equisweep.store.reach import is_uri, probe_writable
+from equisweep.store.reach import probe_writable
 
 
 def add_arguments(p) -> None:

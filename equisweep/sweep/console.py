@@ -37,21 +37,23 @@ def log_path(store_uri: str, sweep: str) -> Path:
     store; for a remote store (s3://, gs://) a local file in the temp folder, since a log is
     appended line by line and object stores cannot append — `log_mirror` names its copy
     under the store's `_logs/`."""
+    from equisweep.store.layout import log_file
+
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     name = f"{sweep}-{stamp}-{os.getpid()}.log"
-    if "://" in store_uri and not store_uri.startswith("file://"):
-        return Path(tempfile.gettempdir()) / "equisweep-logs" / name
-    local = store_uri[len("file://"):] if store_uri.startswith("file://") else store_uri
-    return Path(local).expanduser().resolve() / "_logs" / name
+    where = log_file(store_uri, name)
+    return where if isinstance(where, Path) else \
+        Path(tempfile.gettempdir()) / "equisweep-logs" / name
 
 
 def log_mirror(store_uri: str, path: Path) -> str | None:
     """The store URI of a remote store's copy of the log at `path` (None: a local store,
     where `path` already is under `<store>/_logs/`). Readers of the store find every
     run's log in one place, whatever machine ran the driver (a cluster's head node)."""
-    if "://" not in store_uri or store_uri.startswith("file://"):
-        return None
-    return f"{store_uri.rstrip('/')}/_logs/{path.name}"
+    from equisweep.store.layout import log_file
+
+    where = log_file(store_uri, path.name)
+    return None if isinstance(where, Path) else where
 
 
 class _Mirror:

@@ -13,16 +13,10 @@ from pathlib import Path
 
 from equisweep.errors import UserError
 from equisweep.spec import trunks
+from equisweep.store.layout import is_uri, tune_dir
 from equisweep.sweep.forks import ForkStore
 from equisweep.sweep.interrupt import Stop
 from equisweep.sweep.plan import plan_sweep
-
-
-def tune_dir(store_uri: str) -> str:
-    """Where Tune keeps experiment state and checkpoints: beside the store's tables."""
-    if "://" in store_uri:
-        return store_uri.rstrip("/") + "/_tune"
-    return str(Path(store_uri).expanduser().resolve() / "_tune")
 
 
 def run_sweep(spec, *, store_uri: str | None = None, address: str | None = None,
@@ -189,7 +183,7 @@ def _check_folders(store_uri: str, data_dir: str | None) -> None:
     from equisweep.task.config import default_cache_dir
 
     places = [("--data-dir", Path(data_dir).expanduser() if data_dir else default_cache_dir())]
-    if "://" not in store_uri:
+    if not is_uri(store_uri):
         places.append(("results store", Path(store_uri).expanduser()))
     for what, path in places:
         probe = path.absolute()
