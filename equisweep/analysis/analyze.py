@@ -113,8 +113,10 @@ def analyze_data(data: SweepData, *, n_boot=200, seed=0, workers=None, progress=
                  points="tuned") -> dict:
     chosen, cells = tuned.select(data.final, points)
     edges = grid_edge.flags(cells, grid_edge.hparams_by_key(data.final))
+    cost = costs.per_point(chosen)
     for c in cells:
         c["at_grid_edge"] = edges.get(c["key"], [])
+        c["cost"] = cost.get(str(c["key"]))
     fits = {
         "sweep": data.name,
         "ci_level": CI_LEVEL,
