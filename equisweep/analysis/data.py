@@ -86,7 +86,12 @@ def load_sweep(store, sweep: str, compute: str = "flops") -> SweepData:
             notes.append(f"{n_total - len(final)} trial(s) in the store not finished "
                          "(running, failed or stopped): left out")
     if final.empty:
-        raise UserError(f"sweep {sweep!r} has no finished trials to analyse")
+        from equisweep.store.best import final_loss, why_no_points
+
+        every = _to_pandas(store.final(sweep))
+        statuses = every["status"].tolist() if "status" in every else []
+        raise UserError(f"sweep {sweep!r}: nothing to analyse: "
+                        f"{why_no_points(statuses, final_loss(every))}")
     test = _col(final, "test_loss")
     val = _col(final, "val_loss")
     loss = np.where(np.isfinite(test), test, val)
