@@ -16,7 +16,6 @@ same machinery runs on measured seconds.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -24,7 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
-from equisweep.analysis import costs, frontier, grid_edge, lawfit, sections, tuned, verdict
+from equisweep.analysis import (
+    costs,
+    frontier,
+    grid_edge,
+    lawfit,
+    sections,
+    strict_json,
+    tuned,
+    verdict,
+)
 from equisweep.analysis.bootstrap import CI_LEVEL
 from equisweep.analysis.compare import compare
 from equisweep.analysis.data import SweepData, load_sweep
@@ -87,7 +95,7 @@ def write_outputs(out: Path, fits: dict, html: str, pngs: dict[str, bytes]) -> l
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UserError(f"--out {out}: cannot create folder ({err.strerror})") from err
-    payload = {"fits.json": json.dumps(fits, indent=2, allow_nan=False).encode(),
+    payload = {"fits.json": strict_json.dumps(fits, indent=2).encode(),
                "report.html": html.encode()}
     payload.update({f"{k}.png": v for k, v in pngs.items()})
     staged = []
@@ -113,8 +121,10 @@ def analyze_data(data: SweepData, *, n_boot=200, seed=0, workers=None, progress=
                  points="tuned") -> dict:
     chosen, cells = tuned.select(data.final, points)
     edges = grid_edge.flags(cells, grid_edge.hparams_by_key(data.final))
+    cost = costs.per_point(chosen)
     for c in cells:
         c["at_grid_edge"] = edges.get(c["key"], [])
+        c["cost"] = cost.get(str(c["key"]))
     fits = {
         "sweep": data.name,
         "ci_level": CI_LEVEL,

@@ -29,9 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--points", choices=("tuned", "all"), default="tuned",
                         help="tuned (default): one point per grid cell, the trial with the "
                              "lowest validation loss; all: pool every search sample")
-    parser.add_argument("--compute", choices=("flops", "wall"), default="flops",
-                        help="compute axis of the fits: training FLOPs (default) or measured "
-                             "training wall-clock seconds")
+    parser.add_argument("--compute", choices=("flops", "nominal", "wall"), default="flops",
+                        help="compute axis of the fits: training FLOPs as counted (default), "
+                             "GATr v1.4's nominal FLOPs, or measured training wall-clock "
+                             "seconds")
     parser.add_argument("--no-png", action="store_true", help="skip PNG copies of figures")
     parser.add_argument("--watch", action="store_true",
                         help="rewrite the report while the sweep runs, and a final time when "

@@ -11,7 +11,6 @@ Example (Epoch AI's extraction of the Chinchilla points):
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 
@@ -92,8 +91,9 @@ def run(args) -> int:
     second = args.d or args.s or args.compute
     role = "compute" if args.compute else "D"
     df = load_table(args.csv, {"N": args.n, role: second, "L": args.loss})
-    for r, col, flag in (("N", args.n, "--n"), (role, second, "--" + ("compute" if args.compute
-                         else "d" if args.d else "s")), ("L", args.loss, "--loss")):
+    flag_of_second = "--" + ("compute" if args.compute else "d" if args.d else "s")
+    for r, col, flag in (("N", args.n, "--n"), (role, second, flag_of_second),
+                         ("L", args.loss, "--loss")):
         infinite = int((~np.isfinite(df[r].to_numpy())).sum())
         if infinite:
             raise UserError(f"--csv {args.csv}: {flag} column {col!r} has {infinite} infinite "
@@ -114,7 +114,7 @@ def run(args) -> int:
         D = df["D"].to_numpy()
     L = df["L"].to_numpy()
     try:
-        require_two_var(N, D, names=("N (--n)", "D"))
+        require_two_var(N, D, names=("N (--n)", f"{second!r} ({flag_of_second})"))
     except NotEnoughData as err:
         raise UserError(f"not enough data: {err}") from None
     if form.name == "additive":
@@ -143,7 +143,9 @@ def run(args) -> int:
         fit_seconds=res.fit.seconds, bootstrap_seconds=res.boot.seconds,
     )
     if args.json:
-        print(json.dumps(out))
+        from equisweep.analysis import strict_json
+
+        print(strict_json.dumps(out))
         return 0
     print(f"{out['formula']}   ({out['n_points']} points, "
           f"{out['n_starts']} starts, {res.boot.n_ok}/{args.bootstrap} bootstrap fits, "

@@ -9,9 +9,10 @@ two tie at equal parameters and steps (DESIGN §5). Per trial:
   scene — a constant shared by every trial of one dataset, so the ordering and the ratios at
   equal cost do not depend on it and it is left out of the axis;
 * wall-clock: measured training seconds (on the machine the sweep ran on, under its load);
-* nominal (GATr v1.4's count: dense 16×16 map per multivector channel pair, linear layers
-  only; 6N per token for the transformer): not in the store yet, so it is reported as not
-  available rather than approximated.
+* nominal: GATr v1.4's count (models/nominal.py: 6 FLOPs per linear-layer weight element
+  per token, a multivector channel pair as a dense 16×16 map; 6N per token for the
+  transformer), from the trial's stored `nominal_flops_per_step`, or computed from its
+  family, size and config for stores written before that column.
 
 The answer at a budget C is measured, not fitted: each variant's best tuned point (lowest
 test loss) among its points that cost at most C, and the ratio of the two losses with an
@@ -36,6 +37,13 @@ CONVENTIONS = {  # name: (label, unit, short label for the answers' text)
 }
 
 
+_MISSING = {
+    "nominal": "no family of these trials declares a nominal count (models/nominal.py), or "
+    "their stored config lacks the task or batch size",
+    "wall": "no trial recorded wall_s",
+}
+
+
 def cost_of(points, convention: str) -> np.ndarray | None:
     """Per-point training cost under `convention` (None: the store does not record it)."""
     if convention == "counted":
@@ -47,6 +55,34 @@ def cost_of(points, convention: str) -> np.ndarray | None:
     if convention == "nominal" and "C_nominal" in points.columns:
         return points["C_nominal"].to_numpy(float)
     return None
+
+
+def per_point(points) -> dict:
+    """{key: {convention: the point's training cost, None where not recorded}}: each fitted
+    point's cost under every convention, side by side (fits.json `points.cells[].cost`)."""
+    out = {str(k): {} for k in points["key"]}
+    for name in CONVENTIONS:
+        c = cost_of(points, name)
+        for k, v in zip(points["key"], c if c is not None else [None] * len(points)):
+            out[str(k)][name] = float(v) if v is not None and np.isfinite(v) else None
+    return out
+
+
+def per_parameter(points) -> dict:
+    """Per variant, the median cost of one parameter seeing one training sample (scene) under
+    each convention that is not a constant: how far apart the conventions put the families
+    (6·N·samples is 6 for every family by construction)."""
+    out = {}
+    for variant, g in points.groupby("variant", sort=True):
+        ns = g["N"].to_numpy(float) * g["samples"].to_numpy(float)
+        row = {}
+        for name in ("counted", "nominal", "wall"):
+            c = cost_of(g, name)
+            r = c / ns if c is not None else np.full(len(g), np.nan)
+            r = r[np.isfinite(r) & (r > 0)]
+            row[name] = float(np.median(r)) if r.size else None
+        out[str(variant)] = row
+    return out
 
 
 def best_within(loss, cost, budget):
@@ -67,7 +103,8 @@ def compute_axis(points):
 
 
 def question2(points, pairs, noise: dict) -> dict:
-    """{"conventions": {name: {"label", "unit", "status", "pairs": [...]}}, "interval"}."""
+    """{"conventions": {name: {"label", "unit", "status", "pairs": [...]}}, "interval",
+    "per_parameter": {variant: {convention: median cost per parameter per sample}}}."""
     points = compute_axis(points)
     sigma = noise["log_sd"] if noise.get("measured") else 0.0
     out = {
@@ -80,13 +117,15 @@ def question2(points, pairs, noise: dict) -> dict:
             else "; run-to-run noise omitted (no seed replicates)"
         ),
         "conventions": {},
+        "per_parameter": per_parameter(points),
     }
     for name, (label, unit, short) in CONVENTIONS.items():
         block = {"label": label, "short": short, "unit": unit, "pairs": []}
         costs = cost_of(points, name)
         if costs is None or not np.isfinite(costs).any():
             block["status"] = "not available"
-            block["reason"] = "the store does not record this cost for its trials"
+            block["reason"] = ("no trial has it: " + _MISSING[name]) if name in _MISSING else (
+                "the store does not record this cost for its trials")
             out["conventions"][name] = block
             continue
         for a, b in pairs:

@@ -8,6 +8,7 @@ when present; an older store reads with them missing (NaN / empty), never as an 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,8 +19,9 @@ from equisweep.errors import UserError
 FINAL_COLUMNS = ("key", "family", "n_params", "flops_per_step", "steps", "train_trajectories",
                  "augment")
 CURVE_COLUMNS = ("key", "step")
-# what the compute axis of every fit can be: training FLOPs (default) or measured wall-clock
-COMPUTE_KINDS = {"flops": "FLOPs", "wall": "s"}
+# what the compute axis of every fit can be: training FLOPs (default), FLOPs under GATr
+# v1.4's nominal convention (models/nominal.py) or measured wall-clock
+COMPUTE_KINDS = {"flops": "FLOPs", "nominal": "nominal FLOPs", "wall": "s"}
 CELL_COLUMNS = ("family", "size", "S", "D", "augment", "seed")  # DESIGN §6: one grid cell
 
 
@@ -59,8 +61,9 @@ def variant_name(family: str, augment: bool) -> str:
 def load_sweep(store, sweep: str, compute: str = "flops") -> SweepData:
     """Read one sweep from a store (`Store.final`, `.metrics`, `.sweeps`: DESIGN §7, §10).
 
-    compute: "flops" (training FLOPs, the default) or "wall" (measured training wall-clock:
-    the final row's wall_s; per-step cost wall_s / steps)."""
+    compute: "flops" (training FLOPs, the default), "nominal" (GATr v1.4's nominal count:
+    nominal_flops_per_step × steps) or "wall" (measured training wall-clock: the final row's
+    wall_s; per-step cost wall_s / steps)."""
     if compute not in COMPUTE_KINDS:
         raise UserError(f"--compute {compute!r}: choose one of {', '.join(COMPUTE_KINDS)}")
     known = list(store.sweeps())
@@ -83,7 +86,12 @@ def load_sweep(store, sweep: str, compute: str = "flops") -> SweepData:
             notes.append(f"{n_total - len(final)} trial(s) in the store not finished "
                          "(running, failed or stopped): left out")
     if final.empty:
-        raise UserError(f"sweep {sweep!r} has no finished trials to analyse")
+        from equisweep.store.best import final_loss, why_no_points
+
+        every = _to_pandas(store.final(sweep))
+        statuses = every["status"].tolist() if "status" in every else []
+        raise UserError(f"sweep {sweep!r}: nothing to analyse: "
+                        f"{why_no_points(statuses, final_loss(every))}")
     test = _col(final, "test_loss")
     val = _col(final, "val_loss")
     loss = np.where(np.isfinite(test), test, val)
@@ -104,17 +112,20 @@ def load_sweep(store, sweep: str, compute: str = "flops") -> SweepData:
     N, F, S = _col(final, "n_params"), _col(final, "flops_per_step"), _col(final, "steps")
     C = _col(final, "flops")
     C = np.where(np.isfinite(C) & (C > 0), C, F * S)  # the trainer's cumulative count wins
-    if compute == "wall":
-        C = _col(final, "wall_s")
+    if compute in ("wall", "nominal"):
+        C = _col(final, "wall_s") if compute == "wall" else _nominal_flops(final)
+        what = ("wall_s on the final rows" if compute == "wall" else
+                "a nominal count (family declared in models/nominal.py, trial config stored)")
         ok = np.isfinite(C) & (C > 0)
         if not ok.any():
-            raise UserError(f"sweep {sweep!r}: --compute wall needs wall_s on the final rows "
-                            "(none recorded)")
+            raise UserError(f"sweep {sweep!r}: --compute {compute} needs {what} "
+                            "(no trial has it)")
         if not ok.all():
-            notes.append(f"--compute wall: {int((~ok).sum())} trial(s) without wall_s left out")
+            notes.append(f"--compute {compute}: {int((~ok).sum())} trial(s) without {what} "
+                         "left out")
             final, loss, kind = final[ok], loss[ok], kind[ok]
             N, S, C = N[ok], S[ok], C[ok]
-        F = C / S  # measured seconds per step: the "FLOP formula" of wall-clock fits
+        F = C / S  # per-step cost: measured seconds, or the nominal count of one step
     augment = final["augment"].fillna(False).astype(bool).to_numpy()
     fam = final["family"].astype(str).to_numpy()
     out = pd.DataFrame({
@@ -125,7 +136,8 @@ def load_sweep(store, sweep: str, compute: str = "flops") -> SweepData:
         "variant": [variant_name(f, a) for f, a in zip(fam, augment)],
         "size": _text(final, "size", N),
         "N": N, "S": S, "F": F, "C": C,
-        "C_flops": _counted_flops(final), "wall_s": _col(final, "wall_s"),
+        "C_flops": _counted_flops(final), "C_nominal": _nominal_flops(final),
+        "wall_s": _col(final, "wall_s"),
         "D": _col(final, "train_trajectories"),
         "epochs": _col(final, "epochs"),
         "samples": _col(final, "samples"),
@@ -152,6 +164,44 @@ def _counted_flops(final: pd.DataFrame) -> np.ndarray:
     C = _col(final, "flops")
     F, S = _col(final, "flops_per_step"), _col(final, "steps")
     return np.where(np.isfinite(C) & (C > 0), C, F * S)
+
+
+def _nominal_flops(final: pd.DataFrame) -> np.ndarray:
+    """Training FLOPs under GATr v1.4's nominal convention: the trial's stored
+    `nominal_flops_per_step` × steps, computed from its family, size and config
+    (models/nominal.py, no torch) where the row predates the column; NaN where neither says
+    (a family without a nominal count, a row without its config)."""
+    from equisweep.models.nominal import per_step
+
+    per = _col(final, "nominal_flops_per_step").copy()
+    missing = np.flatnonzero(~np.isfinite(per))
+    if missing.size and {"size", "config"} <= set(final.columns):
+        fam, size = final["family"].tolist(), final["size"].tolist()
+        config = final["config"].tolist()
+        cache: dict = {}
+        for i in missing:
+            ident = _nominal_inputs(fam[i], size[i], config[i])
+            if ident not in cache:
+                cache[ident] = None if ident is None else per_step(
+                    ident[0], ident[1], json.loads(ident[2]), ident[3])
+            per[i] = np.nan if cache[ident] is None else cache[ident]
+    return per * _col(final, "steps")
+
+
+def _nominal_inputs(family, size, config) -> tuple | None:
+    """(family, size JSON, task JSON, batch_size) of a stored row: what its nominal count
+    depends on (many trials share them); None if the row does not say."""
+    try:
+        cfg = json.loads(config) if isinstance(config, str) else None
+    except ValueError:
+        return None
+    if not isinstance(cfg, dict) or not isinstance(size, str):
+        return None
+    task, training = cfg.get("task"), cfg.get("training")
+    if not isinstance(task, dict) or not isinstance(training, dict):
+        return None
+    return (str(family), size, json.dumps(task, sort_keys=True),
+            training.get("batch_size", 0))
 
 
 def _cluster(final: pd.DataFrame) -> np.ndarray:
@@ -278,6 +328,8 @@ def _curves(store, sweep, final: pd.DataFrame, compute: str = "flops") -> pd.Dat
     step = pd.to_numeric(m["step"], errors="coerce").to_numpy(float)
     if compute == "wall":
         m["C"] = _col(m, "wall_s")
+    elif compute == "nominal":  # the nominal count of a step is the same at every step
+        m["C"] = step * m["F"].to_numpy(float)
     else:
         C = _col(m, "flops")
         m["C"] = np.where(np.isfinite(C) & (C > 0), C, step * m["F"].to_numpy(float))

@@ -112,7 +112,27 @@ def costs_html(fits: dict) -> str:
     return ("<h2 id='costs'>Loss at equal cost, under every cost convention</h2>"
             f"<p class='small'>{html.escape(block['rule'])}; intervals "
             f"{html.escape(block['interval'])}.</p><table><tr><th>cost</th><th>pair</th>"
-            f"<th>budget</th><th>measured</th></tr>{''.join(rows)}</table>")
+            f"<th>budget</th><th>measured</th></tr>{''.join(rows)}</table>"
+            + _per_parameter_html(block.get("per_parameter")))
+
+
+def _per_parameter_html(per: dict | None) -> str:
+    """What one parameter seeing one training scene costs per variant, per convention."""
+    if not per:
+        return ""
+
+    def cell(v, unit):
+        return "–" if v is None else f"{v:.3g}{unit}"
+
+    rows = "".join(
+        f"<tr><td style='text-align:left'>{html.escape(v)}</td>"
+        f"<td>{cell(c.get('counted'), '')}</td><td>{cell(c.get('nominal'), '')}</td>"
+        f"<td>6</td><td>{cell(c.get('wall'), ' s')}</td></tr>" for v, c in per.items())
+    return ("<p class='small'>Cost of one parameter seeing one training scene (median over "
+            "the points above): FLOPs as counted, GATr v1.4 nominal FLOPs (every scene at "
+            "the dataset's largest token count), 6·N·samples, wall-clock.</p><table><tr>"
+            "<th>variant</th><th>counted</th><th>nominal</th><th>6·N·samples</th>"
+            f"<th>wall-clock</th></tr>{rows}</table>")
 
 
 def grid_edge_html(fits: dict) -> str:

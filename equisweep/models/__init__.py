@@ -14,18 +14,29 @@ and the registry lists it in one line; the rest of equisweep reads only the decl
 
 Families: gatr (models/gatr/, E(3)-equivariant), transformer (models/transformer.py, not
 equivariant) and egnn (models/egnn.py, an E(n)-equivariant graph network, E(3)-equivariant
-here); their size keys are documented in their modules.
+here); their size keys are documented in their modules. Their nominal counts (GATr v1.4's
+convention, DESIGN section 5) are in models/nominal.py, which imports no torch.
 """
 
-from equisweep.models.family import Family, registry_of
-from equisweep.models.registry import (
-    FAMILIES,
-    build_model,
-    count_flops,
-    count_params,
-    get_family,
-    validate_size,
-)
+from __future__ import annotations
+
+from importlib import import_module
+
+# Loaded on first use: the registry imports torch (the models), while the counting modules
+# (models/nominal.py, models/flops.py) must stay importable by analysis, which never does.
+_LAZY = {
+    "Family": "equisweep.models.family",
+    "registry_of": "equisweep.models.family",
+    **{name: "equisweep.models.registry" for name in (
+        "FAMILIES", "build_model", "count_flops", "count_params", "get_family",
+        "validate_size")},
+}
 
 __all__ = ["FAMILIES", "Family", "build_model", "count_flops", "count_params", "get_family",
            "registry_of", "validate_size"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'equisweep.models' has no attribute {name!r}")

@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from equisweep.models import flops
+from equisweep.models import flops, nominal
 from equisweep.models.family import Family
 from equisweep.models.masks import keep_real, pair_mask, same_body
 from equisweep.models.scene import Scene
@@ -189,5 +189,6 @@ FAMILY = Family(
     ladder=({"width": 8, "depth": 1}, {"width": 16, "depth": 1}, {"width": 16, "depth": 2},
             {"width": 32, "depth": 2}, {"width": 48, "depth": 3}, {"width": 64, "depth": 4},
             {"width": 96, "depth": 4}, {"width": 128, "depth": 6}),
-    model=EGNN, params=egnn_params, flops=egnn_flops, equivariant=True, group="E(3)",
+    model=EGNN, params=egnn_params, flops=egnn_flops, nominal=nominal.egnn,
+    equivariant=True, group="E(3)",
 )

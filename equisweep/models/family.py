@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
-from torch import nn
+if TYPE_CHECKING:  # only for the annotation: this module stays importable without torch
+    from torch import nn
 
 
 def _no_check(size: dict) -> None:
@@ -37,6 +39,9 @@ class Family:
     params      normalised size -> exact trainable parameter count, from the formula
     flops       (normalised size, tokens, batch_size) -> training FLOPs of one step
                 (forward + backward of every matmul, DESIGN section 5)
+    nominal     (normalised size, tokens, batch_size) -> training FLOPs of one step under
+                GATr v1.4's nominal convention (DESIGN section 5); a function of
+                models/nominal.py, which analysis can import without torch
     derive      fills the defaults that depend on other keys (in place)
     check       raises UserError for sizes the keys allow but the model cannot build
     equivariant whether model(g . batch) == g . model(batch) exactly for every g in `group`
@@ -49,6 +54,7 @@ class Family:
     model: Callable[[dict], nn.Module]
     params: Callable[[dict], int]
     flops: Callable[[dict, int, int], int]
+    nominal: Callable[[dict, int, int], int] | None = field(repr=False, default=None)
     required: tuple[str, ...] = ("width", "depth")
     positive: frozenset[str] = frozenset({"width", "depth"})
     derive: Callable[[dict], None] = field(repr=False, default=_no_defaults)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from equisweep.errors import UserError
-from equisweep.models import flops
+from equisweep.models import flops, nominal
 from equisweep.models.family import Family
 from equisweep.models.masks import attention_mask, keep_real, same_body
 from equisweep.models.scene import Scene
@@ -187,5 +187,6 @@ FAMILY = Family(
             {"width": 384, "depth": 10}, {"width": 512, "depth": 12},
             {"width": 768, "depth": 12}),
     model=Transformer, params=transformer_params, flops=transformer_flops,
+    nominal=nominal.transformer,
     derive=_derive, check=_check, equivariant=False, group=None,
 )

@@ -22,6 +22,35 @@ VARIANT = ("sweep", "family", "augment")
 PER = {"cell": CELL, "variant": VARIANT}
 
 
+def why_no_points(statuses, losses) -> str:
+    """Why a sweep has no tuned point, in one phrase: its trials by status, and the finished
+    ones whose loss (test, else val) is not finite. statuses and losses run over the same
+    trials (losses NaN where none was recorded)."""
+    statuses = [str(s) for s in statuses]
+    if not statuses:
+        return "the store holds no trial of it yet"
+    counts: dict[str, int] = {}
+    for st in statuses:
+        counts[st] = counts.get(st, 0) + 1
+    parts = [f"{n} {st}" for st, n in sorted(counts.items()) if st != "finished"]
+    lossless = sum(1 for st, v in zip(statuses, losses) if st == "finished"
+                   and not np.isfinite(v))
+    if lossless:
+        parts.insert(0, f"{lossless} finished without a finite test or val loss")
+    return f"no finished trial with a finite loss among its {len(statuses)}: " + ", ".join(parts)
+
+
+def final_loss(df) -> np.ndarray:
+    """The loss a point is fitted on (analysis.data): test loss, else val loss."""
+    test = np.asarray(df["test_loss"], dtype=float) if "test_loss" in df else None
+    val = np.asarray(df["val_loss"], dtype=float) if "val_loss" in df else None
+    if test is None and val is None:
+        return np.full(len(df), np.nan)
+    if test is None:
+        return val
+    return test if val is None else np.where(np.isfinite(test), test, val)
+
+
 def best_trials(final: pa.Table, per: str = "cell") -> pa.Table:
     """One row of `final` per cell (or variant): its tuned point. Trials that are not
     finished, or have neither a finite val_loss nor a finite test_loss, are never chosen.

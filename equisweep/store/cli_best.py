@@ -39,6 +39,14 @@ def run(args) -> int:
         raise UserError("--format parquet needs --output FILE")
     store = open_for_reading(args)
     check_sweep(store, args.name)
-    table = best_trials(store.final(args.name), per=args.per)
-    return emit(table, args, TABLE_COLUMNS, store,
-                f"(no finished trial in sweep {args.name!r} yet)")
+    final = store.final(args.name)
+    table = best_trials(final, per=args.per)
+    note = ""
+    if table.num_rows == 0:
+        from equisweep.store.best import final_loss, why_no_points
+
+        cols = [c for c in ("status", "test_loss", "val_loss") if c in final.column_names]
+        df = final.select(cols).to_pandas()
+        statuses = df["status"].tolist() if "status" in df else ["unknown"] * len(df)
+        note = f"(sweep {args.name!r}: {why_no_points(statuses, final_loss(df))})"
+    return emit(table, args, TABLE_COLUMNS, store, note)

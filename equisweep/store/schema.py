@@ -36,6 +36,9 @@ TRIAL_FIELDS = [
     *(pa.field(name, pa.int64()) for name in SIZE_COLUMNS),
     pa.field("n_params", pa.int64()),
     pa.field("flops_per_step", pa.float64()),
+    # GATr v1.4's nominal count of one step (models/nominal.py); null on rows written before
+    # it was stored (analysis computes it from family, size and config then).
+    pa.field("nominal_flops_per_step", pa.float64()),
     pa.field("steps", pa.int64()),
     pa.field("train_trajectories", pa.int64()),
     pa.field("augment", pa.bool_()),
@@ -223,6 +226,7 @@ def trial_columns(key: str, config: dict, *, n_params: int, flops_per_step: floa
         "size": config["size"],
         "n_params": int(n_params),
         "flops_per_step": float(flops_per_step),
+        "nominal_flops_per_step": nominal_per_step(config),
         "steps": int(config["steps"]),
         "train_trajectories": int(config["train_trajectories"]),
         "augment": bool(config.get("augment", False)),
@@ -231,6 +235,15 @@ def trial_columns(key: str, config: dict, *, n_params: int, flops_per_step: floa
         "hparams": config["hparams"],
         "config": config,
     }
+
+
+def nominal_per_step(config: dict) -> float | None:
+    """The trial's nominal FLOPs per step (GATr v1.4's convention), from its config."""
+    from equisweep.models.nominal import per_step
+
+    training = config.get("training") or {}
+    return per_step(config["family"], config["size"], config.get("task") or {},
+                    training.get("batch_size", 0))
 
 
 def dataset_columns(task: dict | None) -> dict:

@@ -10,6 +10,7 @@ Size keys (see net.py): width, depth (required), scalars (default 4 * width), he
 from __future__ import annotations
 
 from equisweep.errors import UserError
+from equisweep.models import nominal
 from equisweep.models.family import Family
 from equisweep.models.gatr.net import GATr, default_heads, gatr_flops, gatr_params
 
@@ -33,7 +34,8 @@ FAMILY = Family(
             {"width": 16, "depth": 4, "scalars": 64}, {"width": 32, "depth": 4},
             {"width": 48, "depth": 6}, {"width": 64, "depth": 8},
             {"width": 96, "depth": 10}, {"width": 128, "depth": 12}),
-    model=GATr, params=gatr_params, flops=gatr_flops, derive=_derive, check=_check,
+    model=GATr, params=gatr_params, flops=gatr_flops, nominal=nominal.gatr,
+    derive=_derive, check=_check,
     equivariant=True, group="E(3)",
 )
 
