@@ -96,8 +96,8 @@ def _stacking_text(st: dict) -> str:
     kinds = ", ".join(f"K={k}: {n}" for k, n in st["stacks"].items())
     text = (f"stacking {st['mode']}: {st['trials']} trials train as {st['tune_trials']} "
             f"stacks of K trials each ({kinds})")
-    if st["wsd_alone"]:
-        text += "; schedule wsd is not stacked yet: every trial trains alone"
+    if st["wsd_trunks_only"]:
+        text += "; under schedule wsd only trunks stack (branches start alone from their forks)"
     return text
 
 

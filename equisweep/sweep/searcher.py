@@ -54,6 +54,8 @@ class CellSearcher(Searcher):
         self.live: dict[str, tuple[str, int | None]] = {}  # trial_id -> (study, optuna number)
         # A stack's trial_id -> (study, optuna number) per member; None once told.
         self.stack_live: dict[str, list[tuple[str, int | None] | None]] = {}
+        # A stack's trial_id -> (role, share, key) per member under WSD; None once ended.
+        self.stack_roles: dict[str, list[tuple[str, str, str] | None]] = {}
         self.stack_of = {i: group for group in (stacks or []) for i in group
                          if len(group) > 1}  # slot -> the slots of its stack
         self.roles: dict[str, tuple[str, str, str]] = {}  # trial_id -> (role, share, key)
@@ -142,12 +144,19 @@ class CellSearcher(Searcher):
                  if (got := self._member(j)) is not None]
         if not parts:
             return None
+        roles = [self._with_wsd(payload, slot) if slot.role else None
+                 for payload, slot, _ in parts]
         if len(parts) == 1:
             payload, slot, number = parts[0]
-            self.live[trial_id] = (slot.study or slot.cell_key, number)
+            if slot.role in ("trunk", None) or number is not None:
+                self.live[trial_id] = (slot.study or slot.cell_key, number)
+            if roles[0]:
+                self.roles[trial_id] = roles[0]
             return payload
         self.stack_live[trial_id] = [(slot.study or slot.cell_key, number)
                                      for _, slot, number in parts]
+        if any(roles):
+            self.stack_roles[trial_id] = roles
         return stack_payload([payload for payload, _, _ in parts])
 
     def _suggest_slot(self, trial_id: str, i: int):
@@ -160,12 +169,16 @@ class CellSearcher(Searcher):
         if slot.role in ("trunk", None) or number is not None:
             self.live[trial_id] = (slot.study or slot.cell_key, number)
         if slot.role:
-            key = payload["key"]
-            payload["wsd"] = self._wsd_payload(slot, key)
-            payload["fork_store"] = (self.forks.store_uri, self.forks.sweep) if self.forks \
-                else None
-            self.roles[trial_id] = (slot.role, slot.share, key)
+            self.roles[trial_id] = self._with_wsd(payload, slot)
         return payload
+
+    def _with_wsd(self, payload: dict, slot: Slot) -> tuple[str, str, str]:
+        """Add a WSD slot's role and fork store to its payload; its (role, share, key)."""
+        key = payload["key"]
+        payload["wsd"] = self._wsd_payload(slot, key)
+        payload["fork_store"] = (self.forks.store_uri, self.forks.sweep) if self.forks \
+            else None
+        return slot.role, slot.share, key
 
     def _member(self, i: int) -> tuple[dict, Slot, int | None] | None:
         """Take slot `i`: its trial payload, the slot, and its Optuna trial number (None
@@ -244,15 +257,27 @@ class CellSearcher(Searcher):
     # ---- results --------------------------------------------------------------------------
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """A stack member's final row tells its own Optuna trial, while its mates train on."""
-        told = self.stack_live.get(trial_id)
         member = result.get("member")
-        if told is None or member is None or result.get("status") not in _ENDS:
+        if member is None or result.get("status") not in _ENDS:
+            return
+        roles = self.stack_roles.get(trial_id)
+        if roles and roles[int(member)] is not None:
+            # A stacked trunk that ended: its branches that have no fork start alone.
+            role, share, _ = roles[int(member)]
+            roles[int(member)] = None
+            if role == "trunk":
+                self.trunk_ended.add(share)
+        told = self.stack_live.get(trial_id)
+        if told is None:
             return
         entry, told[int(member)] = told[int(member)], None
         if entry is not None:
             self._tell(*entry, result, error=False)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        for role in self.stack_roles.pop(trial_id, None) or []:
+            if role is not None and role[0] == "trunk":
+                self.trunk_ended.add(role[1])
         for entry in self.stack_live.pop(trial_id, None) or []:
             if entry is not None:  # a member whose end never came: the stack failed
                 self._tell(*entry, None, error=True)

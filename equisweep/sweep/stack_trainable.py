@@ -9,6 +9,8 @@ it on resume) and `stack.json` naming the members that already ended (diverged):
 restores the others and never trains those again. The rows of a checkpoint step are
 reported together, the checkpoint with the last, so the store holds every member's row up
 to a step before that step can be restored from (`callback.StoreCallback.on_checkpoint`).
+Stacked WSD trunks publish each member's fork checkpoints as a lone trunk does, before the
+rows of that step.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import tempfile
 from ray import tune
 
 from equisweep.sweep import faults, prior_checkpoints
+from equisweep.sweep.forks import ForkStore
 
 STATE = "stack.json"
 _CRASHES = ("exit", "kill", "raise", "oom")
@@ -40,6 +43,13 @@ def run_stack(config: dict, prior: str | None = None, stored: dict | None = None
                if (f := faults.planned_fault(keys[i], payloads[i].get("fault")))}
     nan_at = {pos: f[1] for pos, i in enumerate(live)
               if (f := planned.get(i)) and f[0] == "nan"}
+    # WSD trunks: each member publishes a fork checkpoint for each of its branches.
+    fork_keys: dict[int, dict[int, list[str]]] = {i: {} for i in live}
+    for i in live:
+        for step, branch in (payloads[i].get("wsd") or {}).get("forks") or []:
+            fork_keys[i].setdefault(int(step), []).append(branch)
+    store = next((p["fork_store"] for p in payloads if p.get("fork_store")), None)
+    forks = ForkStore(*store) if store else None
     workdir = tempfile.mkdtemp(prefix="equisweep-stack-")
     last_step = None
     try:
@@ -48,10 +58,16 @@ def run_stack(config: dict, prior: str | None = None, stored: dict | None = None
         emits = iter_stack([payloads[i]["trial"] for i in live],
                            checkpoint_dirs=[os.path.join(workdir, f"m{i}") for i in live],
                            restore_from=[restore[i] for i in live] if restore else None,
-                           data_dir=config.get("data_dir"), nan_at=nan_at or None)
+                           data_dir=config.get("data_dir"), nan_at=nan_at or None,
+                           fork_steps=[sorted(fork_keys[i]) for i in live])
         pending: list[tuple[int, dict, str | None]] = []
         for pos, emit in emits:
             i = live[pos]
+            if emit.fork_step is not None:
+                for branch in fork_keys[i].get(emit.fork_step, []):
+                    forks.put(branch, emit.checkpoint_dir, trunk=keys[i], step=emit.fork_step)
+                shutil.rmtree(emit.checkpoint_dir, ignore_errors=True)
+                continue
             row = dict(emit.row, member=i)
             if row.get("status") == "diverged":
                 fault = planned.pop(i, None)

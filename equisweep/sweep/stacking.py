@@ -13,9 +13,11 @@ rows, status, attempts and checkpoints (`sweep.trainable.run_stack`, `sweep.call
   (`preflight.trial_memory`: its share of the RAM or GPU of the machine planning the
   sweep) at `AUTO_MARGIN` times `preflight.trial_memory_lower_bound` per member.
 
-WSD sweeps (`schedule: wsd`) are not stacked yet: their trunks and branches start at
-different times (a branch waits for its trunk's fork), which this first version of the
-driver does not schedule as stacks; they run alone whatever `training.stack` says.
+Under `schedule: wsd` the trunks of a group stack (the group's samples, all of the longest
+length, start together; each member publishes its own fork checkpoints); branches and
+forked slots train alone: each starts when its own trunk's fork exists. An Optuna slot
+whose warmup is searched does not stack under WSD (its warmup steps, part of the training
+settings a stack shares, are known only once drawn).
 """
 
 from __future__ import annotations
@@ -54,13 +56,16 @@ def stacks(spec, slots, memory: float | None = None) -> list[list[int]]:
     """The planned slots (`sweep.plan.Slot`) cut into stacks: lists of slot indices, each
     list members of one cell in plan order, the lists in the order of their first slot.
     `memory` (tests): the bytes one Tune trial may use, instead of this machine's share."""
-    if spec.stack == "off" or trunks.is_wsd(spec):
+    if spec.stack == "off":
         return [[i] for i in range(len(slots))]
     from equisweep.trainer.stack import stack_key
 
     cells = {c.key: c for c in spec.cells()}
     groups: dict[str, list[int]] = {}
     for i, slot in enumerate(slots):
+        if not _stackable(spec, slot):
+            groups[f"alone {i}"] = [i]
+            continue
         # An Optuna slot's hparams are drawn later; its stack key does not depend on them.
         config = spec.cell_trial(cells[slot.cell_key], slot.hparams).to_dict()
         groups.setdefault(stack_key(config), []).append(i)
@@ -71,6 +76,15 @@ def stacks(spec, slots, memory: float | None = None) -> list[list[int]]:
     return sorted(out, key=lambda s: s[0])
 
 
+def _stackable(spec, slot) -> bool:
+    if not trunks.is_wsd(spec):
+        return True
+    if slot.role != "trunk":
+        return False  # a branch starts from its own trunk's fork, when that exists
+    searched = spec.search.params.get("warmup")
+    return slot.hparams is not None or searched is None or searched.kind == "fixed"
+
+
 def describe(spec, slots, memory: float | None = None) -> dict:
     """What `validate` prints: the number of Tune trials, and how many stacks of each K."""
     groups = stacks(spec, slots, memory)
@@ -79,7 +93,7 @@ def describe(spec, slots, memory: float | None = None) -> dict:
         sizes[len(g)] = sizes.get(len(g), 0) + 1
     return {"mode": spec.stack, "trials": len(slots), "tune_trials": len(groups),
             "stacks": {str(k): n for k, n in sorted(sizes.items(), reverse=True)},
-            "wsd_alone": trunks.is_wsd(spec) and spec.stack != "off"}
+            "wsd_trunks_only": trunks.is_wsd(spec) and spec.stack != "off"}
 
 
 def stack_payload(payloads: list[dict]) -> dict:

@@ -75,9 +75,15 @@ def test_off_auto_and_wsd():
     auto = _spec("auto")
     assert stacks(auto, slots, memory=1e12) == [[0, 1, 2], [3, 4, 5]]  # one stack per cell
     assert stacks(auto, slots, memory=1.0) == [[i] for i in range(6)]  # nothing fits twice
+    # WSD: a group's trunks stack; branches start alone from their own trunk's fork.
     wsd = _spec(3, wsd=True)
     wsd_slots = fresh_plan(wsd).slots
-    assert stacks(wsd, wsd_slots) == [[i] for i in range(len(wsd_slots))]
+    groups = stacks(wsd, wsd_slots)
+    trunk_groups = [g for g in groups if wsd_slots[g[0]].role == "trunk"]
+    assert [len(g) for g in trunk_groups] == [3, 3]  # per family: its 3 lr samples
+    assert all({wsd_slots[i].role for i in g} == {"trunk"} for g in trunk_groups)
+    assert all(len(g) == 1 for g in groups if g not in trunk_groups)
+    assert sorted(i for g in groups for i in g) == list(range(len(wsd_slots)))
 
 
 def test_validate_says_how_trials_will_be_stacked(tmp_path, capsys):
