@@ -22,8 +22,6 @@ settings a stack shares, are known only once drawn).
 
 from __future__ import annotations
 
-import hashlib
-
 from equisweep.spec import trunks
 
 # The lower bound counts fp32 weights, grads, Adam state and one activation per token,
@@ -99,10 +97,11 @@ def describe(spec, slots, memory: float | None = None) -> dict:
 def stack_payload(payloads: list[dict]) -> dict:
     """The Tune config of a stack of member payloads (`searcher.trial_payload` each)."""
     first = payloads[0]
-    ident = hashlib.sha256(",".join(p["key"] for p in payloads).encode()).hexdigest()[:8]
     return {
         "stack": payloads,
         "data_dir": first.get("data_dir"),
         "fault": first.get("fault"),
-        "label": f"stack{len(payloads)}-{first['label'].rsplit('-', 1)[0]}-{ident}",
+        # Named after its first member (whose label ends in its key's first 8 digits): the
+        # Tune trial folder and the worker's log line say which trials run there.
+        "label": f"stack{len(payloads)}-{first['label']}",
     }
