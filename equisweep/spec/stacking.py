@@ -27,5 +27,7 @@ def parse_stack(c: Check, training: Any) -> str | int | Any:
         return v
     if is_int(v) and v >= 1:
         return int(v)
-    return c.add("training.stack",
-                 f"must be auto, off or a positive integer (trials per stack), got {show(v)}")
+    return c.add(
+        "training.stack",
+        f"must be auto, off or a positive integer (trials per stack), got {show(v)}",
+    )

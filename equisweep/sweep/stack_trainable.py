@@ -39,10 +39,8 @@ def run_stack(config: dict, prior: str | None = None, stored: dict | None = None
     restore, ended, scratch = _restore(keys, prior, stored or {})
     live = [i for i in range(len(keys)) if keys[i] not in ended]
     open_ = set(live)  # members that have not ended in this attempt
-    planned = {i: f for i in live
-               if (f := faults.planned_fault(keys[i], payloads[i].get("fault")))}
-    nan_at = {pos: f[1] for pos, i in enumerate(live)
-              if (f := planned.get(i)) and f[0] == "nan"}
+    planned = {i: f for i in live if (f := faults.planned_fault(keys[i], payloads[i].get("fault")))}
+    nan_at = {pos: f[1] for pos, i in enumerate(live) if (f := planned.get(i)) and f[0] == "nan"}
     # WSD trunks: each member publishes a fork checkpoint for each of its branches.
     fork_keys: dict[int, dict[int, list[str]]] = {i: {} for i in live}
     for i in live:
@@ -55,11 +53,14 @@ def run_stack(config: dict, prior: str | None = None, stored: dict | None = None
     try:
         if not live:
             return
-        emits = iter_stack([payloads[i]["trial"] for i in live],
-                           checkpoint_dirs=[os.path.join(workdir, f"m{i}") for i in live],
-                           restore_from=[restore[i] for i in live] if restore else None,
-                           data_dir=config.get("data_dir"), nan_at=nan_at or None,
-                           fork_steps=[sorted(fork_keys[i]) for i in live])
+        emits = iter_stack(
+            [payloads[i]["trial"] for i in live],
+            checkpoint_dirs=[os.path.join(workdir, f"m{i}") for i in live],
+            restore_from=[restore[i] for i in live] if restore else None,
+            data_dir=config.get("data_dir"),
+            nan_at=nan_at or None,
+            fork_steps=[sorted(fork_keys[i]) for i in live],
+        )
         pending: list[tuple[int, dict, str | None]] = []
         for pos, emit in emits:
             i = live[pos]
@@ -87,8 +88,13 @@ def run_stack(config: dict, prior: str | None = None, stored: dict | None = None
             raise
         at = f" after step {last_step}" if last_step else ""
         for i in sorted(open_):
-            tune.report({"member": i, "status": "failed",
-                         "error": f"out of memory{at}: {type(exc).__name__}: {exc}"})
+            tune.report(
+                {
+                    "member": i,
+                    "status": "failed",
+                    "error": f"out of memory{at}: {type(exc).__name__}: {exc}",
+                }
+            )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         for path in scratch:
@@ -119,8 +125,10 @@ def _report_step(pending, keys, payloads, ended, planned, workdir) -> None:
             shutil.move(d, os.path.join(folder, f"m{i}"))
             prior_checkpoints.tag(os.path.join(folder, f"m{i}"), keys[i], step)
         with open(os.path.join(folder, STATE), "w") as f:
-            json.dump({"step": step, "members": {str(i): keys[i] for i, _, _ in pending},
-                       "ended": ended}, f)
+            json.dump(
+                {"step": step, "members": {str(i): keys[i] for i, _, _ in pending}, "ended": ended},
+                f,
+            )
     for n, (_, row, _) in enumerate(pending):
         if folder and n == len(pending) - 1:
             tune.report(_clean(row), checkpoint=tune.Checkpoint.from_directory(folder))
@@ -175,4 +183,3 @@ def _drop(paths) -> None:
     for path in paths:
         if path:
             shutil.rmtree(path, ignore_errors=True)
-

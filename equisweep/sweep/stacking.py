@@ -70,7 +70,7 @@ def stacks(spec, slots, memory: float | None = None) -> list[list[int]]:
     out = []
     for idx in groups.values():
         k = cap(spec, cells[slots[idx[0]].cell_key], memory)
-        out += [idx[j:j + k] for j in range(0, len(idx), k)]
+        out += [idx[j : j + k] for j in range(0, len(idx), k)]
     return sorted(out, key=lambda s: s[0])
 
 
@@ -89,9 +89,13 @@ def describe(spec, slots, memory: float | None = None) -> dict:
     sizes: dict[int, int] = {}
     for g in groups:
         sizes[len(g)] = sizes.get(len(g), 0) + 1
-    return {"mode": spec.stack, "trials": len(slots), "tune_trials": len(groups),
-            "stacks": {str(k): n for k, n in sorted(sizes.items(), reverse=True)},
-            "wsd_trunks_only": trunks.is_wsd(spec) and spec.stack != "off"}
+    return {
+        "mode": spec.stack,
+        "trials": len(slots),
+        "tune_trials": len(groups),
+        "stacks": {str(k): n for k, n in sorted(sizes.items(), reverse=True)},
+        "wsd_trunks_only": trunks.is_wsd(spec) and spec.stack != "off",
+    }
 
 
 def stack_payload(payloads: list[dict]) -> dict:

@@ -74,8 +74,13 @@ def _assert_curves(store, spec, reference) -> None:
         assert [r["step"] for r in mine] == sorted(ref), (key, [r["step"] for r in mine])
         for r in mine:
             for col in COMPARED:
-                assert same(r[col], ref[r["step"]][col]), (key, r["step"], col, r[col],
-                                                           ref[r["step"]][col])
+                assert same(r[col], ref[r["step"]][col]), (
+                    key,
+                    r["step"],
+                    col,
+                    r[col],
+                    ref[r["step"]][col],
+                )
 
 
 def _run(tmp_path, monkeypatch, name, fault, keys=None):
@@ -94,7 +99,8 @@ def test_a_diverging_member_does_not_stop_its_stack_mates(ray_session, tmp_path,
     probe = parse_spec(_stack_sweep("stack-nan"), source="probe")
     victim = probe.trials()[1].key
     spec, summary, store, store_path, markers = _run(
-        tmp_path, monkeypatch, "stack-nan", "nan@25", keys=[victim])
+        tmp_path, monkeypatch, "stack-nan", "nan@25", keys=[victim]
+    )
     assert summary["errors"] == 0 and summary["unfinished"] == []
     assert [p.name for p in markers.iterdir()] == [victim]
     final = {r["key"]: r for r in store.final(sweep=spec.name).to_pylist()}
@@ -111,8 +117,7 @@ def test_a_diverging_member_does_not_stop_its_stack_mates(ray_session, tmp_path,
 
 def test_a_crashed_stack_retries_from_its_checkpoint(ray_session, tmp_path, monkeypatch):
     # The stack reports rows 10, 20 (its checkpoint) and 30, then its process dies.
-    spec, summary, store, store_path, markers = _run(tmp_path, monkeypatch, "stack-exit",
-                                                     "exit@40")
+    spec, summary, store, store_path, markers = _run(tmp_path, monkeypatch, "stack-exit", "exit@40")
     keys = [t.key for t in spec.trials()]
     assert summary["errors"] == 0
     # One crash of the stack is every member's: all marked, none crashes again.
@@ -143,8 +148,7 @@ def _wait_for_gate(driver: Driver, store: Path, fired: Path, keys, timeout: floa
     raise AssertionError(f"the stack did not reach its gate in {timeout} s:\n{driver.tail()}")
 
 
-def test_driver_killed_mid_stack_then_resumed_finishes_every_member_once(head_cluster,
-                                                                        tmp_path):
+def test_driver_killed_mid_stack_then_resumed_finishes_every_member_once(head_cluster, tmp_path):
     address, _ = head_cluster
     name = "stack-killed"
     spec_dict = _stack_sweep(name)
@@ -152,26 +156,30 @@ def test_driver_killed_mid_stack_then_resumed_finishes_every_member_once(head_cl
     store_path = tmp_path / "store"
     faults = tmp_path / "faults"
     gate = faults / "gate-open"
-    env = {"EQUISWEEP_FAULT": "gate@20", "EQUISWEEP_FAULT_DIR": str(faults / "fired"),
-           "EQUISWEEP_FAULT_GATE": str(gate)}
+    env = {
+        "EQUISWEEP_FAULT": "gate@20",
+        "EQUISWEEP_FAULT_DIR": str(faults / "fired"),
+        "EQUISWEEP_FAULT_GATE": str(gate),
+    }
     common = ["--address", address, "--no-progress"]
-    run = Driver(["run", str(sweep_file), "--store", str(store_path), *common],
-                 tmp_path / "run.log", env=env)
+    run = Driver(
+        ["run", str(sweep_file), "--store", str(store_path), *common], tmp_path / "run.log", env=env
+    )
     spec = parse_spec(dict(spec_dict, store=str(store_path)), source=f"{name}.yaml")
     keys = [t.key for t in spec.trials()]
     # Every member's step-20 row and the stack's checkpoint are stored; the stack waits.
     _wait_for_gate(run, store_path, faults / "fired", keys)
     run.kill()
     gate.touch()
-    resume = Driver(["resume", name, "--store", str(store_path), "--address", address],
-                    tmp_path / "resume.log")
+    resume = Driver(
+        ["resume", name, "--store", str(store_path), "--address", address], tmp_path / "resume.log"
+    )
     assert resume.wait() == 0, resume.tail()
 
     store = open_store(store_path)
     final = {r["key"]: r for r in store.trials(sweep=name).to_pylist()}
     assert {k: r["status"] for k, r in final.items()} == dict.fromkeys(keys, "finished")
-    ended = Counter(r["key"] for r in raw_rows(store_path, "trials")
-                    if r["status"] == "finished")
+    ended = Counter(r["key"] for r in raw_rows(store_path, "trials") if r["status"] == "finished")
     assert ended == dict.fromkeys(keys, 1)  # each member finished exactly once
     raw = Counter((r["key"], r["step"]) for r in raw_rows(store_path))
     # Continued from the step-20 checkpoint: steps 10 and 20 stored once, never retrained.

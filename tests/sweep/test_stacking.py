@@ -32,8 +32,11 @@ def _spec(stack, *, lrs=3, method="grid", wsd=False, name="stk"):
     if method == "grid":
         d["search"] = {"method": "grid", "params": {"lr": {"choice": LRS[:lrs]}}}
     else:
-        d["search"] = {"method": "optuna", "samples_per_cell": lrs,
-                       "params": {"lr": {"loguniform": [1e-3, 1e-2]}}}
+        d["search"] = {
+            "method": "optuna",
+            "samples_per_cell": lrs,
+            "params": {"lr": {"loguniform": [1e-3, 1e-2]}},
+        }
     if wsd:
         d["grid"] = {"steps": [20, 40], "train_trajectories": [8], "seed": [0]}
         d["training"].update(schedule="wsd", cooldown=0.25)
@@ -61,9 +64,14 @@ def test_stacks_partition_the_plan_into_stackable_groups_of_at_most_n(n, lrs, me
         assert 1 <= len(g) <= n
         assert len({slots[i].cell_key for i in g}) == 1
         # The trainer accepts the group as one stack (for Optuna: any draws of the cell).
-        check_stackable([spec.cell_trial(cells[slots[i].cell_key], slots[i].hparams
-                                         or {"lr": 1e-3 * (1 + j)}).to_dict()
-                         for j, i in enumerate(g)])
+        check_stackable(
+            [
+                spec.cell_trial(
+                    cells[slots[i].cell_key], slots[i].hparams or {"lr": 1e-3 * (1 + j)}
+                ).to_dict()
+                for j, i in enumerate(g)
+            ]
+        )
     # As few stacks as the cap allows: each cell's trials fill ceil(trials / n) stacks.
     per_cell = len(slots) // len(cells)
     assert len(groups) == len(cells) * -(-per_cell // n)
@@ -105,6 +113,7 @@ def test_validate_says_how_trials_will_be_stacked(tmp_path, capsys):
 
 # ---- the searcher: one Tune trial per stack, one Optuna trial per member ---------------------
 
+
 def test_a_stack_asks_its_cell_once_per_member_and_tells_each_member(tmp_path):
     from ray.tune.search import Searcher
 
@@ -125,8 +134,11 @@ def test_a_stack_asks_its_cell_once_per_member_and_tells_each_member(tmp_path):
     searcher.on_trial_result("t0", {"member": 0, "status": "finished", "val_loss": 0.25})
     searcher.on_trial_result("t0", {"member": 0, "status": "finished", "val_loss": 0.3})
     states = [t.state for t in study.trials]
-    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL,
-                      optuna.trial.TrialState.RUNNING]
+    assert states == [
+        optuna.trial.TrialState.COMPLETE,
+        optuna.trial.TrialState.FAIL,
+        optuna.trial.TrialState.RUNNING,
+    ]
     assert study.trials[0].value == 0.25  # told once, by its own member's result
     searcher.on_trial_complete("t0", {"member": 2, "status": "finished"}, error=True)
     assert study.trials[2].state == optuna.trial.TrialState.FAIL
@@ -137,12 +149,12 @@ def test_a_stack_asks_its_cell_once_per_member_and_tells_each_member(tmp_path):
 
 # ---- the store callback and the tally: each member is a trial --------------------------------
 
+
 def _stack_trial(spec, tid="s0", failures=0):
     from equisweep.sweep.searcher import trial_payload
 
     payloads = [trial_payload(t, None) for t in spec.trials()[:3]]
-    return SimpleNamespace(trial_id=tid, config=stack_payload(payloads),
-                           num_failures=failures)
+    return SimpleNamespace(trial_id=tid, config=stack_payload(payloads), num_failures=failures)
 
 
 def test_the_store_callback_files_every_member_as_its_own_trial_once(tmp_path):
@@ -154,8 +166,16 @@ def test_the_store_callback_files_every_member_as_its_own_trial_once(tmp_path):
     cb = StoreCallback(str(tmp_path / "store"), spec.name, attempts={keys[2]: 1})
 
     def row(m, step, status="running", **kw):
-        return {"member": m, "step": step, "train_loss": 0.1, "val_loss": 0.2,
-                "flops": 1.0, "samples": 4 * step, "status": status, **kw}
+        return {
+            "member": m,
+            "step": step,
+            "train_loss": 0.1,
+            "val_loss": 0.2,
+            "flops": 1.0,
+            "samples": 4 * step,
+            "status": status,
+            **kw,
+        }
 
     cb.on_trial_start(0, [], trial)
     for m in range(3):
@@ -173,13 +193,15 @@ def test_the_store_callback_files_every_member_as_its_own_trial_once(tmp_path):
     store = open_store(tmp_path / "store")
     history = store.trials(sweep=spec.name)  # latest row per key
     status = {r["key"]: (r["status"], r["attempt"]) for r in history.to_pylist()}
-    assert status == {keys[0]: ("finished", 2), keys[1]: ("diverged", 1),
-                      keys[2]: ("finished", 3)}
+    assert status == {keys[0]: ("finished", 2), keys[1]: ("diverged", 1), keys[2]: ("finished", 3)}
     steps = {}
     for r in store.metrics(sweep=spec.name).to_pylist():
         steps.setdefault(r["key"], []).append((r["step"], r["attempt"]))
-    assert steps == {keys[0]: [(10, 1), (20, 2)], keys[1]: [(10, 1), (15, 1)],
-                     keys[2]: [(10, 2), (20, 3)]}
+    assert steps == {
+        keys[0]: [(10, 1), (20, 2)],
+        keys[1]: [(10, 1), (15, 1)],
+        keys[2]: [(10, 2), (20, 3)],
+    }
 
 
 def test_the_tally_counts_members_as_trials():
@@ -192,10 +214,13 @@ def test_the_tally_counts_members_as_trials():
     assert len(tally.running) == 3
     for m in range(3):
         tally.result(trial, {"member": m, "step": 10, "flops": 1e6})
-    assert tally.result(trial, {"member": 2, "step": 15, "flops": 2e6,
-                                "status": "diverged"}) == 1
-    assert tally.result(trial, {"member": 0, "step": 20, "flops": 3e6, "val_loss": 0.5,
-                                "status": "finished"}) == 1
+    assert tally.result(trial, {"member": 2, "step": 15, "flops": 2e6, "status": "diverged"}) == 1
+    assert (
+        tally.result(
+            trial, {"member": 0, "step": 20, "flops": 3e6, "val_loss": 0.5, "status": "finished"}
+        )
+        == 1
+    )
     assert (len(tally.running), tally.done, tally.diverged) == (1, 1, 1)
     tally.retry(trial)
     tally.start(trial)
