@@ -228,3 +228,37 @@ def test_the_tally_counts_members_as_trials():
     assert tally.end(trial, failed=True) == 1
     assert (tally.done, tally.diverged, tally.failed, len(tally.running)) == (1, 1, 1, 0)
     assert tally.spent_flops == 3e6 + 1e6 + 2e6
+
+
+def test_stacked_wsd_trunks_each_keep_their_share_and_free_their_branches():
+    """Optuna under WSD: a group's trunks are asked together, each for its own sample and
+    listing its own branch as a fork; a member's final row ends its trunk, so that branch
+    (no fork published here) is handed out alone, with its trunk's sample."""
+    from ray.tune.search import Searcher
+
+    from equisweep.sweep.searcher import CellSearcher
+
+    spec = _spec(2, lrs=2, method="optuna", wsd=True)
+    spec = parse_spec(
+        dict(spec.raw, families={"transformer": {"sizes": [{"width": 8, "depth": 1}]}}),
+        source="wsd.yaml",
+    )
+    plan = fresh_plan(spec)
+    searcher = CellSearcher(spec, plan.slots, plan.prior, stacks=stacks(spec, plan.slots))
+    trunks = searcher.suggest("t0")
+    assert [m["wsd"]["role"] for m in trunks["stack"]] == ["trunk", "trunk"]
+    lrs = [m["trial"]["hparams"]["lr"] for m in trunks["stack"]]
+    assert lrs[0] != lrs[1]
+    for m in trunks["stack"]:
+        ((step, branch),) = m["wsd"]["forks"]
+        assert step == 15 and m["wsd"]["trunk"] == m["key"]
+    assert searcher.suggest("t1") is None  # branches wait for a fork or their trunk's end
+    searcher.on_trial_result("t0", {"member": 1, "status": "finished", "val_loss": 0.1})
+    branch = searcher.suggest("t1")
+    assert "stack" not in branch and branch["trial"]["hparams"]["lr"] == lrs[1]
+    assert branch["key"] == trunks["stack"][1]["wsd"]["forks"][0][1]
+    assert branch["wsd"]["role"] == "standalone"  # its trunk ended without a fork here
+    searcher.on_trial_complete("t0", {"member": 0, "status": "finished", "val_loss": 0.2})
+    last = searcher.suggest("t2")
+    assert last["trial"]["hparams"]["lr"] == lrs[0]
+    assert searcher.suggest("t3") == Searcher.FINISHED
