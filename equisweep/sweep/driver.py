@@ -129,10 +129,13 @@ def _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose
     tally = SweepTally(len(plan.slots))
     callbacks = [ProgressBar(tally, spec.name, stream=console.console, enabled=progress),
                  RayMetrics(tally, spec.name, plan.planned_flops)]
+    from equisweep.sweep.stacking import stacks
+
+    groups = stacks(spec, plan.slots)  # `training.stack`: one Tune trial per stack
     searcher = CellSearcher(spec, plan.slots, plan.prior, data_dir=data_dir, forks=forks,
-                            done_keys=plan.done_keys)
+                            done_keys=plan.done_keys, stacks=groups)
     attempts, stored = reconcile.held(store, spec.name)
-    tuner = _make_tuner(spec, store_uri, searcher, len(plan.slots), verbose, callbacks,
+    tuner = _make_tuner(spec, store_uri, searcher, len(groups), verbose, callbacks,
                         attempts=attempts, stored=stored)
     beat = Heartbeat(store, spec.name, extra=lambda: {
         "planned_trials": planned_trials, "planned_flops": planned_flops,

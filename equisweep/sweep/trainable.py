@@ -36,7 +36,12 @@ def _is_oom(exc: BaseException) -> bool:
 def run(config: dict, prior: str | None = None, stored: dict | None = None) -> None:
     """`prior`: the sweep's Tune folder, where an earlier run may have left this trial's
     checkpoints (`prior_checkpoints`): a rebuilt run continues from the newest whose step's
-    row the store holds (`stored`: key -> largest stored step, `reconcile.held`)."""
+    row the store holds (`stored`: key -> largest stored step, `reconcile.held`).
+    A stack of trials (`config["stack"]`, `sweep.stacking`) runs in `run_stack`."""
+    if config.get("stack"):
+        from equisweep.sweep.stack_trainable import run_stack
+
+        return run_stack(config, prior=prior, stored=stored)
     key = config["key"]
     # Ray shows trial actors as `ImplicitFunc` (one actor serves several trials): this line
     # makes a trial findable by name in its worker's log (dashboard: Actors/Logs views).
