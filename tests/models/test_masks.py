@@ -14,21 +14,33 @@ from equisweep.models.masks import body_attention
 
 def sdpa_reference(q, k, v, key_ok, same, bias):
     B, T, H, d = q.shape
-    mask = torch.zeros(B, 1, 1, T, dtype=q.dtype).masked_fill(~key_ok[:, None, None, :],
-                                                             float("-inf"))
+    mask = torch.zeros(B, 1, 1, T, dtype=q.dtype).masked_fill(
+        ~key_ok[:, None, None, :], float("-inf")
+    )
     mask = mask + same.to(q.dtype)[:, :, None, :] * bias[:, None]  # (B, T, H, T)
     if k.dim() == 3:
-        out = F.scaled_dot_product_attention(q.reshape(B, 1, T * H, d), k[:, None],
-                                             v[:, None], attn_mask=mask.reshape(B, 1, T * H, T))
+        out = F.scaled_dot_product_attention(
+            q.reshape(B, 1, T * H, d),
+            k[:, None],
+            v[:, None],
+            attn_mask=mask.reshape(B, 1, T * H, T),
+        )
         return out.reshape(B, T, H, -1)
-    out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2),
-                                         v.transpose(1, 2), attn_mask=mask.transpose(1, 2))
+    out = F.scaled_dot_product_attention(
+        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask.transpose(1, 2)
+    )
     return out.transpose(1, 2)
 
 
 @settings(max_examples=25, deadline=None)
-@given(B=st.integers(1, 3), T=st.integers(1, 9), H=st.integers(1, 4), d=st.integers(1, 6),
-       shared=st.booleans(), seed=st.integers(0, 2**16))
+@given(
+    B=st.integers(1, 3),
+    T=st.integers(1, 9),
+    H=st.integers(1, 4),
+    d=st.integers(1, 6),
+    shared=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
 def test_equals_sdpa_with_the_additive_mask(B, T, H, d, shared, seed):
     g = torch.Generator().manual_seed(seed)
     key_ok = torch.rand(B, T, generator=g) < 0.7
