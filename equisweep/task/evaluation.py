@@ -132,13 +132,10 @@ class WindowSet:
         scene's token count (stably, so set order within one count), so a batch pads
         little (scenes of 3-5 bodies padded to the batch's largest wasted a fifth of a
         trajectory-major batch's work, more of attention's)."""
-        from equisweep.task.dataset import collate
-
         order = np.argsort(dataset.scene_tokens()[self.trajectory], kind="stable")
         for lo in range(0, len(self), batch_size):
             pos = order[lo:lo + batch_size]
-            yield collate([dataset.sample(int(i), int(s)) for i, s in
-                           zip(self.trajectory[pos], self.start[pos])]), pos
+            yield dataset.batch(self.trajectory[pos], self.start[pos]), pos
 
 
 def window_set(dataset, stride: int, trajectories: int | None = None,
