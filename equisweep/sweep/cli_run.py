@@ -17,7 +17,9 @@ def add_arguments(p) -> None:
     p.add_argument("-v", "--verbose", action="count", default=0,
                    help="show Ray's and Tune's own output on the console instead of the log "
                         "file, with Tune's trial table (-vv for more)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars: one line per trial event and a progress line a "
+                        "minute instead (what a console that is not a terminal always gets)")
     p.add_argument("--report", action="store_true",
                    help="rewrite the HTML report from the store while the sweep runs, and "
                         "once more when it ends")

@@ -127,8 +127,15 @@ def _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose
     from equisweep.sweep.searcher import CellSearcher
 
     tally = SweepTally(len(plan.slots))
-    callbacks = [ProgressBar(tally, spec.name, stream=console.console, enabled=progress),
+    # A terminal gets the bar; a log (a Ray job's, CI's, `| tee`) or --no-progress gets one
+    # line per trial event and a progress line a minute, which a log can show.
+    bar = progress and _is_terminal(console.console)
+    callbacks = [ProgressBar(tally, spec.name, stream=console.console, enabled=bar),
                  RayMetrics(tally, spec.name, plan.planned_flops)]
+    if not bar:
+        from equisweep.sweep.trial_lines import TrialLines
+
+        callbacks.append(TrialLines(tally, spec.name, stream=console.console))
     from equisweep.sweep.stacking import stacks
 
     groups = stacks(spec, plan.slots)  # `training.stack`: one Tune trial per stack
@@ -170,6 +177,13 @@ def _note_ray_logs(console) -> None:
     except Exception:  # joined a remote cluster: its logs live on its nodes
         logs = "the cluster nodes' Ray session logs (dashboard: Logs view)"
     console.note(f"equisweep: trial workers' stdout/stderr are in {logs}")
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 def _ray_running() -> bool:
