@@ -73,6 +73,10 @@ class SweepTally:
         if f is not None:
             fork = (members(trial.config)[member or 0].get("wsd") or {}).get("fork_step")
             shared = self.__dict__.setdefault("_shared", {})  # absent in older pickles
+            if _finite(result.get("fork_flops")) is not None:
+                # The trainable read the trunk's FLOPs at the fork from the fork checkpoint:
+                # exact, where the re-reported rows only bound it from below.
+                shared[uid] = float(result["fork_flops"])
             if fork is not None and int(result.get("step") or 0) <= fork:
                 # A WSD branch first re-reports its trunk's rows: spent by the trunk, once.
                 shared[uid] = max(f, shared.get(uid, 0.0))

@@ -56,8 +56,11 @@ def run(config: dict, prior: str | None = None, stored: dict | None = None) -> N
         restore = prior_checkpoints.fetch_latest(prior, key, (stored or {}).get(key))
     workdir = tempfile.mkdtemp(prefix=f"equisweep-{key}-")
     fault = faults.planned_fault(key, config.get("fault"))
+    shared = {}  # a branch started from its fork: the trunk's FLOPs up to it, exactly
     if restore is None and wsd.get("role") == "branch" and forks is not None:
-        restore = _start_from_fork(forks, key, int(wsd["fork_step"]))
+        restore, fork_flops = _start_from_fork(forks, key, int(wsd["fork_step"]))
+        if fork_flops is not None:
+            shared = {"fork_flops": fork_flops}
     # A trunk publishes a fork checkpoint for each of its branches (step -> branch keys).
     fork_keys: dict[int, list[str]] = {}
     for step, branch in wsd.get("forks") or []:
@@ -77,7 +80,7 @@ def run(config: dict, prior: str | None = None, stored: dict | None = None) -> N
                     forks.put(branch, emit.checkpoint_dir, trunk=key, step=emit.fork_step)
                 shutil.rmtree(emit.checkpoint_dir, ignore_errors=True)
                 continue
-            row = emit.row
+            row = dict(emit.row, **shared)  # not a stored column: the driver's tally reads it
             last = row
             if fault and row["step"] >= fault[1]:
                 kind, _, marker_dir = fault
@@ -116,21 +119,26 @@ def run(config: dict, prior: str | None = None, stored: dict | None = None) -> N
             shutil.rmtree(restore, ignore_errors=True)
 
 
-def _start_from_fork(forks: ForkStore, key: str, fork_step: int) -> str | None:
+def _start_from_fork(forks: ForkStore, key: str, fork_step: int) -> tuple[str | None,
+                                                                          float | None]:
     """Fetch a WSD branch's fork checkpoint and report the trunk's rows up to the fork under
     this branch's key: its stored curve is then the whole curve of its standalone run.
-    Returns the folder to restore from (None: no usable fork, train from the first step)."""
+    Returns the folder to restore from (None: no usable fork, train from the first step) and
+    the trunk's cumulative training FLOPs at the fork (what the branch's rows repeat: the
+    driver counts them once, exactly even when no row falls on the fork step)."""
     from equisweep.train import load_checkpoint
 
     local = tempfile.mkdtemp(prefix=f"equisweep-fork-{key}-")
     info = forks.fetch(key, local)
     if info is None or int(info["step"]) != fork_step:
         shutil.rmtree(local, ignore_errors=True)
-        return None
-    for row in load_checkpoint(local).get("rows") or []:
+        return None, None
+    state = load_checkpoint(local)
+    for row in state.get("rows") or []:
         if int(row["step"]) <= fork_step:
             tune.report(_clean(row))
-    return local
+    flops = state.get("flops")
+    return local, (float(flops) if flops is not None else None)
 
 
 def _clean(row: dict) -> dict:

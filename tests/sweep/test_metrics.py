@@ -49,3 +49,23 @@ def test_sweep_metrics_are_exported(ray_session):
     best = [ln for ln in text.splitlines() if ln.startswith("ray_equisweep_best_val_loss{")
             and 'variant="gatr"' in ln and 'sweep="metricsweep"' in ln]
     assert best and float(best[0].rsplit(" ", 1)[1]) == 0.5
+
+
+def test_a_branch_without_a_row_on_its_fork_step_counts_its_trunk_once():
+    """Issue 20: the flops_spent gauge read 6.79e11 against a 5.98e11 plan, because a branch
+    whose rows do not fall on its fork step counted the trunk's steps between its last
+    re-reported row and the fork again. The trainable now sends the trunk's FLOPs at the
+    fork (`fork_flops`, from the fork checkpoint): spent = trunk + the branch's own steps."""
+    tally = SweepTally(2)
+    per_step = 1e6
+    trunk = SimpleNamespace(trial_id="trunk", config={"key": "t", "wsd": {"role": "trunk"}})
+    branch = SimpleNamespace(trial_id="branch", config={
+        "key": "b", "wsd": {"role": "branch", "fork_step": 25}})
+    for step in (10, 20, 30, 40):  # rows every 10 steps; the fork at 25 falls between two
+        tally.result(trunk, {"step": step, "flops": step * per_step})
+    for step in (10, 20):  # the branch re-reports the trunk's rows up to its fork
+        tally.result(branch, {"step": step, "flops": step * per_step})
+    for step in (30, 32):  # then trains on from step 25 (a 32-step branch)
+        tally.result(branch, {"step": step, "flops": step * per_step,
+                              "fork_flops": 25 * per_step})
+    assert tally.spent_flops == (40 + (32 - 25)) * per_step
