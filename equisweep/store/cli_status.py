@@ -123,8 +123,17 @@ def _variant(r: dict) -> str:
 
 
 def _eta(beat, alive, row) -> float | None:
-    """Seconds left: FLOPs still planned over the FLOPs/s this driver has achieved so far."""
-    if not alive or not beat or row["planned_flops"] is None:
+    """Seconds left: the driver's own estimate (each variant's FLOPs left at that variant's
+    measured pace, sweep/progress.py), less the time since its beat; from a driver that
+    does not send one, FLOPs still planned over the FLOP rate it has achieved so far."""
+    if not alive or not beat:
+        return None
+    if "eta_s" in beat:  # None: some variant with work left has no measured pace yet
+        if not isinstance(beat["eta_s"], (int, float)) or isinstance(beat["eta_s"], bool):
+            return None
+        since = max(0.0, time.time() - float(beat.get("beat_at", time.time())))
+        return max(0.0, float(beat["eta_s"]) - since)
+    if row["planned_flops"] is None:
         return None
     elapsed = float(beat.get("beat_at", 0)) - float(beat.get("started_at", 0))
     done = float(beat.get("run_flops") or 0.0)

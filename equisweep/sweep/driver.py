@@ -103,7 +103,8 @@ def _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose
     # The plan's FLOPs bound every step at the largest scene (what the budget admits); with
     # the dataset built they are counted as the trainer will, and the spent ones as it did,
     # so a finished sweep's spend equals its plan.
-    plan.planned_flops = _exact_planned_flops(spec, plan, data_dir)
+    planned_by_variant = _exact_planned_flops(spec, plan, data_dir)
+    plan.planned_flops = float(sum(planned_by_variant.values()))
     plan.spent_flops = float(store.flops_spent(spec.name).get(spec.name, 0.0))
     summary.update(planned_flops=plan.planned_flops, spent_flops=plan.spent_flops)
     planned_flops = plan.planned_flops + plan.spent_flops
@@ -126,7 +127,7 @@ def _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose
     from equisweep.sweep.progress import ProgressBar, RayMetrics, SweepTally
     from equisweep.sweep.searcher import CellSearcher
 
-    tally = SweepTally(len(plan.slots))
+    tally = SweepTally(len(plan.slots), planned_by_variant=planned_by_variant)
     # A terminal gets the bar; a log (a Ray job's, CI's, `| tee`) or --no-progress gets one
     # line per trial event and a progress line a minute, which a log can show.
     bar = progress and _is_terminal(console.console)
@@ -146,7 +147,8 @@ def _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose
                         attempts=attempts, stored=stored)
     beat = Heartbeat(store, spec.name, extra=lambda: {
         "planned_trials": planned_trials, "planned_flops": planned_flops,
-        "run_trials": len(plan.slots), "run_flops": tally.spent_flops}).start()
+        "run_trials": len(plan.slots), "run_flops": tally.spent_flops,
+        "eta_s": tally.eta_s()}).start()
     live = LiveReport(store_uri, spec.name, every_s=report_every_s, log=console) \
         if report else None
     if live is not None:
@@ -224,8 +226,9 @@ def _build_dataset(spec, data_dir, progress) -> None:
                    verify=True)
 
 
-def _exact_planned_flops(spec, plan, data_dir) -> float:
-    """Training FLOPs of the planned slots on the built dataset, each step at its batch's
+def _exact_planned_flops(spec, plan, data_dir) -> dict[str, float]:
+    """Training FLOPs of the planned slots per variant (`analysis.data.variant_name`; their
+    sum is the plan), on the built dataset, each step at its batch's
     padded length (`equisweep.train.training_flops`); a WSD branch or forked slot trains
     from its fork step (the steps before are its trunk's, counted there). The batches'
     lengths depend only on (train set, seed, batch size): computed once per such group, to
@@ -246,10 +249,14 @@ def _exact_planned_flops(spec, plan, data_dir) -> float:
         if config["steps"] > longest.get(group(config), {"steps": 0})["steps"]:
             longest[group(config)] = config
     tokens = {g: batch_tokens(config, path) for g, config in longest.items()}
-    total = 0.0
+    from equisweep.analysis.data import variant_name
+
+    total: dict[str, float] = {}
     for slot, config in zip(plan.slots, configs):
         start = (slot.fork_step or 0) if slot.role in ("branch", "forked") else 0
-        total += training_flops(config, path, start, tokens=tokens[group(config)])
+        v = variant_name(config["family"], bool(config.get("augment")))
+        total[v] = total.get(v, 0.0) + training_flops(config, path, start,
+                                                      tokens=tokens[group(config)])
     return total
 
 

@@ -30,8 +30,11 @@ class SweepTally:
     """Counts of trials by state, FLOPs spent and the best result per variant, from Tune's
     callback events. `total` is the number of trials this run plans."""
 
-    def __init__(self, total: int):
+    def __init__(self, total: int, planned_by_variant: dict[str, float] | None = None):
         self.total = total
+        self.planned_by_variant = dict(planned_by_variant or {})
+        self.rate: dict[str, tuple[float, float]] = {}  # uid -> (FLOPs, wall s) of its rows
+        self._variant_of: dict[str, str] = {}
         self.running: set[str] = set()
         self.done = 0
         self.failed = 0
@@ -81,6 +84,10 @@ class SweepTally:
                 # A WSD branch first re-reports its trunk's rows: spent by the trunk, once.
                 shared[uid] = max(f, shared.get(uid, 0.0))
                 return 0
+            wall = _finite(result.get("wall_s"))
+            if wall is not None and wall > 0:  # the trial's own pace, trunk part included
+                self.__dict__.setdefault("rate", {})[uid] = (f, wall)
+            self.__dict__.setdefault("_variant_of", {})[uid] = self.variant(trial, member or 0)
             f -= shared.get(uid, 0.0)
             self.flops[uid] = max(f, self.flops.get(uid, 0.0))
         if member is not None and result.get("status") in ("finished", "diverged", "failed"):
@@ -123,6 +130,35 @@ class SweepTally:
     @property
     def spent_flops(self) -> float:
         return float(sum(self.flops.values()))
+
+    def eta_s(self) -> float | None:
+        """Seconds left: each variant's planned FLOPs not yet spent, at the FLOPs per second
+        of wall its own trials have reached (families differ ~50× in that rate, so one
+        sweep-wide FLOP rate is wrong whenever the mix left differs from the mix done),
+        spread over the trials running at once. None until every variant with work left
+        has a measured pace."""
+        planned = self.__dict__.get("planned_by_variant") or {}
+        if not planned:
+            return None
+        spent: dict[str, float] = {}
+        pace: dict[str, list[float]] = {}
+        variant_of = self.__dict__.get("_variant_of", {})
+        for uid, f in self.flops.items():
+            v = variant_of.get(uid)
+            spent[v] = spent.get(v, 0.0) + f
+        for uid, (f, wall) in self.__dict__.get("rate", {}).items():
+            p = pace.setdefault(variant_of.get(uid), [0.0, 0.0])
+            p[0], p[1] = p[0] + f, p[1] + wall
+        seconds = 0.0
+        for v, flops in planned.items():
+            left = max(0.0, flops - spent.get(v, 0.0))
+            if left <= 0:
+                continue
+            f, wall = pace.get(v, (0.0, 0.0))
+            if f <= 0 or wall <= 0:
+                return None
+            seconds += left / (f / wall)
+        return seconds / max(1, len(self.running))
 
     def postfix(self) -> str:
         parts = [f"run {len(self.running)}", f"done {self.done}", f"failed {self.failed}"]

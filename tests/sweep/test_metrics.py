@@ -69,3 +69,21 @@ def test_a_branch_without_a_row_on_its_fork_step_counts_its_trunk_once():
         tally.result(branch, {"step": step, "flops": step * per_step,
                               "fork_flops": 25 * per_step})
     assert tally.spent_flops == (40 + (32 - 25)) * per_step
+
+
+def test_eta_follows_each_variants_own_pace():
+    """Issue 20: the ETA extrapolated one sweep-wide FLOP rate (7 s shown, 74 s left), while
+    families differ ~50x in FLOPs per second of wall. Each variant's FLOPs left go at its
+    own measured pace."""
+    tally = SweepTally(4, planned_by_variant={"gatr": 1e12, "transformer": 1e10})
+    gatr = SimpleNamespace(trial_id="g", config={"trial": {"family": "gatr"}})
+    tf = SimpleNamespace(trial_id="t", config={"trial": {"family": "transformer"}})
+    assert tally.eta_s() is None  # no pace measured yet
+    tally.start(gatr)
+    tally.start(tf)
+    tally.result(gatr, {"step": 10, "flops": 2e11, "wall_s": 20.0})  # 1e10 FLOP/s
+    assert tally.eta_s() is None  # transformer has work left and no pace
+    tally.result(tf, {"step": 10, "flops": 5e9, "wall_s": 25.0})  # 2e8 FLOP/s
+    # gatr: 8e11 left at 1e10/s = 80 s; transformer: 5e9 left at 2e8/s = 25 s; 2 at once.
+    assert tally.eta_s() == (80.0 + 25.0) / 2
+    # A single sweep-wide rate would say (8e11 + 5e9) / (2.05e11 / 45 s) / 2 = 88 s.
