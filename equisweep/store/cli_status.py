@@ -1,6 +1,6 @@
 """`equisweep status [NAME] [--trials] [--watch] [--json]`: how is the sweep going?
 
-Per sweep: trials planned / pending / running / finished / failed / diverged /
+Per sweep: trials planned / pending / running / retrying / finished / failed / diverged /
 interrupted, training FLOPs spent vs planned vs budget, an ETA from the live driver's
 measured throughput, and the best trial per variant so far (the `equisweep best` rule).
 
@@ -19,7 +19,8 @@ import time
 
 from equisweep.store.cli_common import add_store_argument, check_sweep, open_for_reading
 
-COUNTS = ("planned", "pending", "running", "finished", "failed", "diverged", "interrupted",
+COUNTS = ("planned", "pending", "running", "retrying", "finished", "failed", "diverged",
+          "interrupted",
           "skipped_budget")
 
 
@@ -82,17 +83,19 @@ def sweep_status(store, name: str | None = None, now: float | None = None) -> li
         trials = store.trials(sweep)
         status = pc.value_counts(trials.column("status")).to_pylist() if trials.num_rows else []
         c = {d["values"]: d["counts"] for d in status}
-        running = c.get("running", 0)
+        running, retrying = c.get("running", 0), c.get("retrying", 0)
         row = {"sweep": sweep, "trials": trials.num_rows,
                "finished": c.get("finished", 0), "failed": c.get("failed", 0),
                "diverged": c.get("diverged", 0), "skipped_budget": c.get("skipped_budget", 0),
                "running": running if alive is not False else 0,
-               "interrupted": running if alive is False else 0}
+               # an attempt crashed and Tune will start the next one (maybe waiting for a CPU)
+               "retrying": retrying if alive is not False else 0,
+               "interrupted": running + retrying if alive is False else 0}
         # The driver writes its plan both into the sweep's metadata and into every beat.
         planned = _number(beat, "planned_trials") or _number(meta, "planned_trials")
         row["planned"] = None if planned is None else int(planned)
-        started = sum(row[k] for k in ("running", "finished", "failed", "diverged",
-                                       "interrupted"))
+        started = sum(row[k] for k in ("running", "retrying", "finished", "failed",
+                                       "diverged", "interrupted"))
         row["pending"] = None if planned is None else max(0, int(planned) - started)
         row["flops"] = float(spent.get(sweep, 0.0))
         row["planned_flops"] = _number(beat, "planned_flops") or _number(meta, "planned_flops")

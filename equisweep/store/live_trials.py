@@ -2,8 +2,8 @@
 
 Like Tune's trial table, but from the store rather than the driver's memory, so it works from
 any machine that can read the store (a laptop watching a cluster's bucket): per trial whose
-latest trial row says `running`, its node, attempt, how far it got (the largest step any
-metric row reached, of the steps planned), its latest validation loss with standard error,
+latest trial row says `running` (or `retrying`), its node, attempt, how far it got (the
+largest step any metric row reached, of the steps planned), its latest validation loss ± SE,
 and how long ago the attempt started. The metric rows it reads are those the driver has
 flushed (every few seconds while a sweep runs), so a step shown lags the trainer by that.
 
@@ -18,20 +18,20 @@ from datetime import datetime, timezone
 
 
 def live_trials(store, sweep: str, alive: bool | None, now: datetime | None = None) -> list[dict]:
-    """One dict per trial in flight (latest trial row `running`), sorted by start time."""
+    """One dict per trial in flight (latest trial row `running`, or `retrying`: its last
+    attempt crashed and the next waits to start), longest-running first."""
     import pyarrow.compute as pc
 
     trials = store.trials(sweep)
     if not trials.num_rows:
         return []
-    running = trials.filter(pc.field("status") == "running")
+    running = trials.filter(pc.field("status").isin(["running", "retrying"]))
     if not running.num_rows:
         return []
     keys = running.column("key").to_pylist()
     metrics = store.metrics(sweep, where=pc.field("key").isin(keys))
     progress = _latest(metrics)
     now = now or datetime.now(timezone.utc)
-    state = "running" if alive is not False else "interrupted"
     out = []
     for t in running.to_pylist():
         step, val, se = progress.get(t["key"], (None, None, None))
@@ -39,7 +39,8 @@ def live_trials(store, sweep: str, alive: bool | None, now: datetime | None = No
         if started is not None and started.tzinfo is None:
             started = started.replace(tzinfo=timezone.utc)
         out.append({
-            "key": t["key"], "state": state, "family": t.get("family"),
+            "key": t["key"], "state": t["status"] if alive is not False else "interrupted",
+            "family": t.get("family"),
             "size": "x".join(str(t[c]) for c in ("size_width", "size_depth")
                              if t.get(c) is not None) or t.get("size"),
             "train_trajectories": t.get("train_trajectories"),

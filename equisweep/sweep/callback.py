@@ -14,8 +14,8 @@ for a member that already ended are dropped, so each member ends exactly once.
 from __future__ import annotations
 
 import math
-import socket
 from datetime import datetime, timezone
+from pathlib import Path
 
 from ray.tune import Callback
 
@@ -70,16 +70,19 @@ class StoreCallback(Callback):
             self._writer = open_store(self.store_uri).writer(self.sweep)
         return self._writer
 
-    def _attempt(self, trial, member: int = 0) -> int:
+    def _attempt(self, trial, member: int = 0, crashed: bool = False) -> int:
+        """The attempt a row belongs to. Tune counts a failure before it calls back about
+        it, so the attempt that just crashed is the count itself, not the count + 1."""
         key = members(trial.config)[member]["key"]
-        return self.attempts.get(key, 0) + int(trial.num_failures) + 1
+        return self.attempts.get(key, 0) + int(trial.num_failures) + (0 if crashed else 1)
 
     def _open(self, trial) -> list[int]:
         """The members of `trial` (0 for a lone trial) that have not ended."""
         ended = self._ended.get(trial.trial_id, set())
         return [m for m in range(len(members(trial.config))) if m not in ended]
 
-    def _trial_row(self, trial, status: str, error: str = "", member: int = 0) -> dict:
+    def _trial_row(self, trial, status: str, error: str = "", member: int = 0,
+                   crashed: bool = False) -> dict:
         payload = members(trial.config)[member]
         cfg = payload["trial"]
         key = payload["key"]
@@ -94,8 +97,8 @@ class StoreCallback(Callback):
             "trunk": wsd.get("trunk"),
             "fork_step": wsd.get("fork_step"),
             "status": status,
-            "attempt": self._attempt(trial, member),
-            "node": last.get("hostname") or last.get("node_ip") or socket.gethostname(),
+            "attempt": self._attempt(trial, member, crashed=crashed),
+            "node": _node(last),
             "error": error,
             "started_at": self._started.get(trial.trial_id, _now()),
             "ended_at": _now() if status in _TERMINAL else None,
@@ -109,6 +112,14 @@ class StoreCallback(Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self._last[trial.trial_id] = result
+        attempt = (trial.trial_id, int(trial.num_failures))
+        seen = self.__dict__.setdefault("_placed", set())  # absent in older pickles
+        if attempt not in seen and (result.get("hostname") or result.get("node_ip")):
+            # The attempt's first report says where it runs: its `running` row again, with
+            # the node (at start Tune has not placed it yet).
+            seen.add(attempt)
+            for m in self._open(trial):
+                self.writer.add_trial(self._trial_row(trial, "running", member=m))
         member = result.get("member")
         m = 0 if member is None else int(member)
         if member is not None:
@@ -135,10 +146,14 @@ class StoreCallback(Callback):
         self.writer.flush()
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        # The attempt that just crashed; Tune retries it from its last checkpoint.
+        # The attempt that just crashed, with its cause: `retrying` (not `failed`) until
+        # Tune starts the next attempt from the last checkpoint, which may wait for a CPU.
+        self.retried = getattr(self, "retried", 0) + 1
         for m in self._open(trial):
-            self.writer.add_trial(self._trial_row(trial, "failed", _error_text(trial), m))
+            self.writer.add_trial(self._trial_row(trial, "retrying", _error_text(trial), m,
+                                                  crashed=True))
         self.writer.flush()
+        self._last.pop(trial.trial_id, None)  # the next attempt's node is not yet known
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         stacked = "stack" in trial.config
@@ -152,7 +167,8 @@ class StoreCallback(Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         for m in self._open(trial):
-            self.writer.add_trial(self._trial_row(trial, "failed", _error_text(trial), m))
+            self.writer.add_trial(self._trial_row(trial, "failed", _error_text(trial), m,
+                                                  crashed=True))
         self.writer.flush()
 
     def on_experiment_end(self, trials, **info):
@@ -161,12 +177,34 @@ class StoreCallback(Callback):
             self._writer = None
 
 
+def _node(result: dict) -> str:
+    """Where an attempt ran: the host name, and the Ray node id (host names repeat across
+    a cluster's containers; the id is what `ray list nodes` and the dashboard show)."""
+    host = result.get("hostname") or result.get("node_ip")
+    if not host:
+        return ""  # not placed yet: its first report will say
+    node_id = result.get("node_id")
+    return f"{host} ({node_id[:12]})" if isinstance(node_id, str) and node_id else str(host)
+
+
 def _error_text(trial) -> str:
-    """The last line of the trial's traceback: enough to tell a crash from an OOM."""
-    try:
-        err = trial.get_error()
-    except Exception:  # error file may be on unreachable storage
-        err = None
+    """The last line of the trial's traceback: enough to tell a crash from an OOM.
+
+    Tune writes it to the trial's local folder before it calls back, and copies it to the
+    experiment's storage later: read the local copy first (the storage one, on an object
+    store, is not there yet at that moment)."""
+    err = None
+    local = getattr(trial, "error_file", None)
+    if local:
+        try:
+            err = Path(local).read_text(errors="replace")
+        except OSError:
+            err = None
+    if not err:
+        try:
+            err = trial.get_error()
+        except Exception:  # error file may be on unreachable storage
+            err = None
     text = str(err) if err else "trial process failed"
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return lines[-1][:500] if lines else "trial process failed"

@@ -69,7 +69,8 @@ def print_summary(summary: dict) -> None:
               f"finished in {store}, {summary['skipped_budget']} over budget)")
     else:
         print(f"sweep {name}: ran {summary['to_run']} trials "
-              f"({summary.get('errors', 0)} failed, {summary['already_done']} already done, "
+              f"({summary.get('errors', 0)} failed, {summary.get('retried', 0)} crashed "
+              f"attempts retried, {summary['already_done']} already done, "
               f"{summary['skipped_budget']} skipped by the budget); "
               f"{summary['planned_flops']:.3g} FLOPs planned")
         print_outcome(name, store, summary.get("baselines") or [])

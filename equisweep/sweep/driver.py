@@ -165,6 +165,7 @@ def _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose
             live.stop()
     stop.check()  # Tune returns normally when asked to stop: never report that as done
     summary["errors"] = sum(1 for r in results if r.error is not None)
+    summary["retried"] = tally.__dict__.get("retried", 0)  # crashed attempts Tune retried
     summary["unfinished"] = reconcile.unfinished(store, spec, plan, results)
     if live is not None:
         summary["report"] = live.final() and live.html

@@ -124,6 +124,8 @@ class SweepTally:
             self.best[v] = ("loss", loss)
 
     def retry(self, trial) -> None:
+        """An attempt crashed and Tune retries it (each member of a stack with it)."""
+        self.retried = self.__dict__.get("retried", 0) + 1
         for uid, _ in self._units(trial):
             self.running.discard(uid)
 

@@ -148,4 +148,20 @@ def _clean(row: dict) -> dict:
         out[k] = math.nan if v is None else v
     out.setdefault("status", "running")
     out.setdefault("error", "")
+    out.setdefault("node_id", _node_id())  # the store callback records it beside the host
     return out
+
+
+def _node_id() -> str:
+    global _NODE_ID
+    if _NODE_ID is None:
+        try:
+            import ray
+
+            _NODE_ID = ray.get_runtime_context().get_node_id() or ""
+        except Exception:  # noqa: BLE001 - outside a Ray worker (tests): no node id
+            _NODE_ID = ""
+    return _NODE_ID
+
+
+_NODE_ID: str | None = None
