@@ -112,16 +112,18 @@ def test_status(filled, run_cli, tmp_path):
     rc, out, err = run_cli("status", "--store", tmp_path / "results")
     assert rc == 0, err
     header, alpha, beta = out.splitlines()[:3]
-    assert header.split() == ["SWEEP", "PLANNED", "PENDING", "RUNNING", "FINISHED", "FAILED",
-                              "DIVERGED", "INTERRUPTED", "SKIPPED", "FLOPS", "PLANNED_FLOPS",
-                              "BUDGET", "USED", "ETA", "DRIVER"]
+    assert header.split() == ["SWEEP", "PLANNED", "PENDING", "RUNNING", "RETRYING", "FINISHED",
+                              "FAILED", "DIVERGED", "INTERRUPTED", "SKIPPED", "FLOPS",
+                              "PLANNED_FLOPS", "BUDGET", "USED", "ETA", "DRIVER"]
     # alpha: a reached 5e6 FLOPs, b 2e6, c 3e6 → 1e7 of a 1e8 budget. No planned count and
     # no driver heartbeat in these hand-written sweeps: those columns stay empty, and c,
     # with no heartbeat to judge by, stays running.
     cols = [m.start() for m in re.finditer(r"\S+", header)]
-    assert alpha.split() == ["alpha", "1", "1", "1", "0", "0", "0", "1e+07", "1e+08", "10.0%"]
+    assert alpha.split() == ["alpha", "1", "0", "1", "1", "0", "0", "0", "1e+07", "1e+08",
+                             "10.0%"]
     assert alpha[cols[1]:cols[3]].strip() == ""  # PLANNED, PENDING unknown
-    assert beta.split() == ["beta", "0", "0", "0", "1", "0", "0", "7e+06", "no", "budget"]
+    assert beta.split() == ["beta", "0", "0", "0", "0", "1", "0", "0", "7e+06", "no",
+                            "budget"]
     # no val_loss anywhere: the one finished trial with a test loss stands for its variant
     assert "best so far per variant" in out and re.search(r"\nalpha\s+gatr\s+a\s", out)
     rc, out, _ = run_cli("status", "beta", "--store", tmp_path / "results")
@@ -307,3 +309,21 @@ def test_status_watch_waits_for_a_sweep_submitted_elsewhere(run_cli, tmp_path, m
     assert "ended" in out.split("(as of ")[-2]  # the last frame shows the ended driver
     rc, out, err = run_cli("status", "never", "--store", uri, "--watch", "--wait", "0.2")
     assert rc == 2 and "no sweep 'never'" in err
+
+
+def test_a_crashed_attempt_waiting_for_its_retry_shows_as_retrying(filled, run_cli, tmp_path):
+    """Issue 20: a retry waiting for a CPU showed as FAILED. Its latest row is `retrying`:
+    counted apart, listed in flight, and `interrupted` once its driver is gone."""
+    with filled.writer("alpha") as w:
+        w.add_trial(trial("c", family="transformer", steps=800, status="retrying",
+                          error="RayActorError: the actor died unexpectedly"))
+    uri = tmp_path / "results"
+    (row,) = json.loads(run_cli("status", "alpha", "--store", uri, "--json", "--trials")[1])
+    assert (row["running"], row["retrying"], row["failed"]) == (0, 1, 1)
+    assert [(t["key"], t["state"]) for t in row["in_flight"]] == [("c", "retrying")]
+    from equisweep.store.heartbeat import write_beat
+
+    write_beat(filled, "alpha", {"host": "elsewhere", "pid": 1, "started_at": time.time(),
+                                 "beat_at": time.time(), "interval_s": 60, "state": "ended"})
+    (row,) = json.loads(run_cli("status", "alpha", "--store", uri, "--json")[1])
+    assert (row["retrying"], row["interrupted"]) == (0, 1)
