@@ -23,6 +23,8 @@ def parse_stack(c: Check, training: Any) -> str | int | Any:
     if not isinstance(training, dict) or "stack" not in training:
         return STACK_DEFAULT
     v = training["stack"]
+    if v is False:  # YAML 1.1 reads a bare `off` (and `no`, `false`) as false
+        return "off"
     if isinstance(v, str) and v in STACK_MODES:
         return v
     if is_int(v) and v >= 1:

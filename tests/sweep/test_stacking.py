@@ -262,3 +262,19 @@ def test_stacked_wsd_trunks_each_keep_their_share_and_free_their_branches():
     last = searcher.suggest("t2")
     assert last["trial"]["hparams"]["lr"] == lrs[0]
     assert searcher.suggest("t3") == Searcher.FINISHED
+
+
+@pytest.mark.parametrize(
+    "text, mode", [("off", "off"), ("auto", "auto"), ("3", 3), ("false", "off"), ("'off'", "off")]
+)
+def test_the_yaml_spellings_of_a_stack_setting(tmp_path, text, mode):
+    """`stack: off` is what users write; YAML 1.1 reads a bare off as false."""
+    import yaml
+
+    from equisweep.spec import load_spec
+
+    d = tiny_sweep_dict("spell")
+    text_yaml = yaml.safe_dump(d).replace("training:\n", f"training:\n  stack: {text}\n")
+    path = tmp_path / "spell.yaml"
+    path.write_text(text_yaml)
+    assert load_spec(path).stack == mode
