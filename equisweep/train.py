@@ -271,6 +271,10 @@ def iter_trial(
         state = load_checkpoint(restore_from)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        # The moments come from the checkpoint, the settings from this trial's config: a
+        # stack member's optimizer state carries betas rounded to its dtype and no `fused`.
+        for group in opt.param_groups:
+            group.update({k: v for k, v in opt.defaults.items() if k != "params"})
         prog = Progress.restore(state)
     keep_rows = bool(forks)  # only a trunk needs its past rows in its checkpoints
     measure = _Measure(model, run, data, dev, prog, dtype)
