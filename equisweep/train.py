@@ -13,6 +13,7 @@ rows (trainer/progress.py).
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -178,13 +179,14 @@ def _loss(model, batch: dict, run: Settings, device: torch.device) -> torch.Tens
         return masked_mse(model(batch), batch)
 
 
-def _update(model, opt, loss: torch.Tensor, clip: float) -> float:
-    """Backward, clip, optimizer step; the gradient norm before clipping."""
+def _update(model, opt, loss: torch.Tensor, clip: float) -> torch.Tensor:
+    """Backward, clip, optimizer step; the gradient norm before clipping (a 0-d tensor: read
+    it after the step, so the host does not wait for the device in the middle)."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
-    grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), clip))
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
     opt.step()
-    return grad_norm
+    return grad_norm.detach()
 
 
 class _Measure:
@@ -269,6 +271,10 @@ def iter_trial(
         state = load_checkpoint(restore_from)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        # The moments come from the checkpoint, the settings from this trial's config: a
+        # stack member's optimizer state carries betas rounded to its dtype and no `fused`.
+        for group in opt.param_groups:
+            group.update({k: v for k, v in opt.defaults.items() if k != "params"})
         prog = Progress.restore(state)
     keep_rows = bool(forks)  # only a trunk needs its past rows in its checkpoints
     measure = _Measure(model, run, data, dev, prog, dtype)
@@ -291,18 +297,22 @@ def iter_trial(
         for group in opt.param_groups:
             group["lr"] = lr
         loss = _loss(model, batch, run, dev)
-        if not torch.isfinite(loss):
+        grad_norm = _update(model, opt, loss, float(run.hp["grad_clip"]))
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        # Read back once the step is done, not between forward and backward (on a GPU that
+        # wait would stall the queue every step). A non-finite loss ends the trial here, its
+        # step uncounted, exactly as if it had been caught before the update.
+        value = float(loss.detach())
+        if not math.isfinite(value):
             row = metric_row(step + 1, run.batch_size, len(data.train), prog.flops, prog.wall,
-                             float(loss.detach()), None, lr)
+                             value, None, lr)
             row.update(status="diverged", error=f"non-finite training loss at step {step + 1}",
                        eval_flops=prog.eval_flops)
             yield Emit(row=row, final=True)
             return
-        grad_norm = _update(model, opt, loss, float(run.hp["grad_clip"]))
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
         prog.add_step(time.perf_counter() - t0, run.step_flops(int(batch["x0"].shape[1])),
-                      run.batch_size, float(loss.detach()), grad_norm)
+                      run.batch_size, value, float(grad_norm))
         if bar is not None:
             bar.update(1)
 

@@ -9,6 +9,7 @@ import torch
 
 from equisweep import train
 from equisweep.spec import parse_spec
+from equisweep.spec.hparams import HPARAM_DEFAULTS
 from equisweep.store.schema import REPORTED_METRICS
 from tests.sweep.conftest import tiny_sweep_dict
 
@@ -36,6 +37,24 @@ def test_resume_from_checkpoint_reproduces_the_uninterrupted_run(trial_configs, 
     for a, b in zip(full[2:], resumed):
         for col in ("train_loss", "val_loss", "test_loss", "flops", "samples", "epochs", "lr"):
             assert a.row[col] == b.row[col], col
+
+
+def test_every_checkpoint_resumes_on_the_fused_optimizer(trial_configs, tmp_path):
+    """The lone trainer's AdamW is fused and takes its settings from the config, also after
+    restoring a stack member's checkpoint (whose optimizer state has no `fused` and betas
+    rounded to float32): its next checkpoint records them."""
+    from equisweep.trainer.stack import run_stack
+
+    config = trial_configs["transformer"]
+    run_stack([config, config], checkpoint_dirs=[tmp_path / "s0", tmp_path / "s1"])
+    resumed = [e for e in train.iter_trial(config, checkpoint_dir=tmp_path / "t",
+                                           restore_from=tmp_path / "s1" / "step-00000010")
+               if e.checkpoint_dir]
+    assert [e.row["step"] for e in resumed] == [20]
+    groups = train.load_checkpoint(resumed[0].checkpoint_dir)["optimizer"]["param_groups"]
+    hp = {**HPARAM_DEFAULTS, **config["hparams"]}
+    assert groups and all(g["fused"] is True for g in groups)
+    assert all(g["betas"] == (hp["beta1"], hp["beta2"]) for g in groups)
 
 
 def test_rows_carry_cumulative_samples_epochs_flops(trial_configs):

@@ -126,19 +126,28 @@ def test_windows_are_fixed_per_dataset_not_per_trial(eval_dataset):
     wa, wb = eval_windows(a), eval_windows(b)
     assert np.array_equal(wa.trajectory, wb.trajectory)
     assert np.array_equal(wa.start, wb.start)
-    # Test: every TEST_STRIDE-th window of every trajectory, the phase rotating with the
-    # trajectory, so every window position is kept equally often.
-    assert wa.trajectories == len(a)
+    # Test: every s-th window of every trajectory (s = delta, at most TEST_STRIDE), the
+    # phase rotating with the trajectory, so every window position is kept equally often.
+    s = min(a.delta, TEST_STRIDE)
+    assert wa.stride == s and wa.trajectories == len(a)
     for t in range(len(a)):
         starts = wa.start[wa.trajectory == t]
-        assert starts.tolist() == list(range(t % TEST_STRIDE, a.windows, TEST_STRIDE))
-    if len(a) >= TEST_STRIDE:
+        assert starts.tolist() == list(range(t % s, a.windows, s))
+    if len(a) >= s:
         kept = np.bincount(wa.start, minlength=a.windows)
         assert kept.min() >= 1
     va = eval_windows(RigidBodyDataset(eval_dataset, split="val", seed=0, delta=2))
     vb = eval_windows(RigidBodyDataset(eval_dataset, split="val", seed=9, delta=2))
     assert np.array_equal(va.trajectory, vb.trajectory) and np.array_equal(va.start, vb.start)
     assert 0 < va.trajectories <= 10
+
+
+@pytest.mark.parametrize("delta", [1, 3, 12, 20])
+def test_test_stride_follows_the_horizon_and_keeps_every_trajectory(eval_dataset, delta):
+    ds = RigidBodyDataset(eval_dataset, split="test", delta=delta)
+    w = eval_windows(ds)
+    assert w.stride == max(1, min(delta, TEST_STRIDE, ds.windows))
+    assert w.trajectories == len(ds)  # every test trajectory keeps a window
 
 
 def test_window_set_stride_and_limit(eval_dataset):
