@@ -67,9 +67,15 @@ def run(args) -> int:
                              workers=args.workers, png=not args.no_png, progress=progress,
                              points=args.points, compute=args.compute)
 
+    from equisweep.terminal import printable  # summaries quote stored names and texts
+
+    def say(text, **kwargs):
+        print(printable(text, keep="\n"), **kwargs)
+
     if args.watch:
         from equisweep.analysis.watch import watch
 
-        return watch(store_uri, args.name, out, args.every, lambda: once(progress=False))
-    print(once().summary)
+        return watch(store_uri, args.name, out, args.every, lambda: once(progress=False),
+                     say=say)
+    say(once().summary)
     return 0
