@@ -82,7 +82,21 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into the unwinding Ctrl-C gets: `finally` blocks and context
+    managers run (pools shut down, temporary files removed), where the default action
+    would end the process on the spot."""
+
+
+def _terminate(signum, frame):
+    raise _Terminated
+
+
 def _run(args) -> int:
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main else None
     try:
         return int(args._run(args) or 0)
     except UserError as exc:
@@ -90,15 +104,21 @@ def _run(args) -> int:
 
         print(printable(f"equisweep {args.command}: error: {exc}"), file=sys.stderr)
         return exc.exit_code
+    except _Terminated:
+        print(f"equisweep {args.command}: terminated (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print(f"equisweep {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return 128 + signal.SIGINT
     except BrokenPipeError:
         # The reader went away (`equisweep query ... | head`): stop quietly, as `cat` does.
         # Python would report the failed flush of stdout at exit; point stdout at devnull.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 128 + signal.SIGPIPE
+    finally:
+        if main:  # in-process callers (tests, notebooks) get their own handler back
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

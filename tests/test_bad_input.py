@@ -83,6 +83,8 @@ SWEEPS = {
                                            "params": {"lr": {"loguniform": [1e-3, 1e-2]}}}),
     "eval_batches_removed": _sweep(training={"batch_size": 4, "eval_every": 10,
                                              "checkpoint_every": 10, "eval_batches": 4}),
+    # issue 18: how trials are stacked is auto, off or a positive integer
+    **{f"stack_{v}": _sweep(training=_training(stack=v)) for v in (0, -1, "yes", 1.5, True)},
     # object stores
     "store_s3_no_bucket": _sweep(store="s3://"),
     "store_s3_no_bucket_slash": _sweep(store="s3:///prefix"),
@@ -113,6 +115,8 @@ EXPECT_SWEEP = {
     "steps_1e30": "grid.steps[0]: must fit a 64-bit integer",
     "samples_per_cell_1e9": "search.samples_per_cell: 1000000000 makes",
     "eval_batches_removed": "training.eval_batches: removed",
+    **{f"stack_{v}": "training.stack: must be auto, off or a positive integer"
+       for v in (0, -1, "yes", 1.5, True)},
     "store_s3_no_bucket": "names no bucket", "store_s3_no_bucket_slash": "names no bucket",
     "store_s3_credentials_in_uri": "credentials in the URI are refused",
     "store_s3_secret_query": "secret_key in the URI is refused",

@@ -2,6 +2,7 @@
 per-window test losses, and the clustered SE and loss of every s-th window relative to all.
 
     OMP_NUM_THREADS=1 python bench/task/bench_stride.py [--test 256] [--steps 600] [--sweep Y]
+        [--strides 2,3,4,6]
 
 Trains two transformer 16x2 members (lr 1e-3, 1e-2) as one stack on bench/train's small task
 with `--test` test trajectories (`--sweep`: that sweep's task instead, with 64 train,
@@ -25,6 +26,7 @@ def main() -> None:
     ap.add_argument("--test", type=int, default=256)
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--sweep", help="take the task of this sweep YAML")
+    ap.add_argument("--strides", default="2,3,4,6", help="strides compared, comma-separated")
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
     import bench_stack
@@ -67,7 +69,7 @@ def main() -> None:
         full = clustered_mean(loss, tokens, traj)
         pos = np.tile(np.arange(w), len(ds))
         cells = []
-        for s in (2, 3, 4, 6):
+        for s in [int(x) for x in args.strides.split(",")]:
             for label, phase in (("fixed", 0), ("rotated", traj % s)):
                 keep = pos % s == phase
                 e = clustered_mean(loss[keep], tokens[keep], traj[keep])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,13 +39,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "its driver ends")
     parser.add_argument("--every", type=float, default=180.0, metavar="SECONDS",
                         help="seconds between rewrites with --watch (default: 180)")
+    parser.add_argument("--wait", type=float, default=120.0, metavar="SECONDS",
+                        help="with --watch: how long to wait for a sweep that is not in the "
+                             "store yet (default: 120)")
 
 
 def default_out(store_uri: str, name: str) -> str:
-    if "://" in store_uri and not store_uri.startswith("file://"):
-        return os.path.join(".", f"report-{name}")
-    local = store_uri[len("file://"):] if store_uri.startswith("file://") else store_uri
-    return os.path.join(local, "reports", name)
+    from equisweep.store.layout import report_dir
+
+    return report_dir(store_uri, name)
 
 
 def run(args) -> int:
@@ -61,6 +62,8 @@ def run(args) -> int:
     out = args.out or default_out(store_uri, args.name)
     if not args.every > 0:
         raise UserError(f"--every must be > 0 seconds, got {args.every:g}")
+    if not args.wait >= 0:
+        raise UserError(f"--wait must be ≥ 0 seconds, got {args.wait:g}")
 
     def once(progress=True):
         return analyze_store(store_uri, args.name, out, n_boot=args.bootstrap, seed=args.seed,
@@ -76,6 +79,6 @@ def run(args) -> int:
         from equisweep.analysis.watch import watch
 
         return watch(store_uri, args.name, out, args.every, lambda: once(progress=False),
-                     say=say)
+                     wait_s=args.wait, say=say)
     say(once().summary)
     return 0

@@ -13,15 +13,21 @@ import time
 from equisweep.errors import UserError
 
 
-def watch(store_uri: str, name: str, out: str, every_s: float, analyze_once, say=print) -> int:
-    """`analyze_once()` runs one analysis and returns its result; returns an exit code."""
-    from equisweep.store import open_store
+def watch(store_uri: str, name: str, out: str, every_s: float, analyze_once, say=print,
+          wait_s: float = 120.0) -> int:
+    """`analyze_once()` runs one analysis and returns its result; returns an exit code.
+    A sweep not in the store yet (just submitted) is waited for up to `wait_s`."""
+    from equisweep.store.appear import wait_for_sweep
     from equisweep.store.heartbeat import driver_alive, read_beat
 
-    store = open_store(store_uri, must_exist=True)
+    store = wait_for_sweep(store_uri, name, wait_s, say=say)
     rounds, last_error = 0, None
+    deadline = time.monotonic() + wait_s
     while True:
-        alive = driver_alive(read_beat(store, name))
+        beat = read_beat(store, name)
+        alive = driver_alive(beat)
+        if beat is None and time.monotonic() < deadline and not store.trials(name).num_rows:
+            alive = True  # metadata written, driver not beating yet: it is starting
         try:
             result = analyze_once()
         except UserError as err:

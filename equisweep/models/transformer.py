@@ -28,7 +28,7 @@ from torch import nn
 from equisweep.errors import UserError
 from equisweep.models import flops, nominal
 from equisweep.models.family import Family
-from equisweep.models.masks import attention_mask, keep_real, same_body
+from equisweep.models.masks import body_attention, keep_real, same_body
 from equisweep.models.scene import Scene
 
 N_FEATURES = 32
@@ -84,19 +84,12 @@ class Block(nn.Module):
         d = self.d
         B, T, _ = x.shape
         H, hd = d.heads, d.head_dim
-        q = self.q(x)
+        q = self.q(x).reshape(B, T, H, hd)
         k, v = self.kv(x).chunk(2, -1)
-        mask = attention_mask(key_ok, same_body, self.body_bias, x.dtype)  # (B,1,T*H,T)
-        if d.multi_query:  # fold heads into the query axis: one shared key/value head
-            out = F.scaled_dot_product_attention(q.reshape(B, 1, T * H, hd), k[:, None],
-                                                 v[:, None], attn_mask=mask)
-            return self.o(out.reshape(B, T, d.width))
-        mask = mask.reshape(B, T, H, T).transpose(1, 2)
-        q = q.reshape(B, T, H, hd).transpose(1, 2)
-        k = k.reshape(B, T, H, hd).transpose(1, 2)
-        v = v.reshape(B, T, H, hd).transpose(1, 2)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.o(out.transpose(1, 2).reshape(B, T, d.width))
+        if not d.multi_query:
+            k, v = k.reshape(B, T, H, hd), v.reshape(B, T, H, hd)
+        out = body_attention(q, k, v, key_ok, same_body, self.body_bias)
+        return self.o(out.reshape(B, T, d.width))
 
     def forward(self, x, key_ok, same_body):
         w = self.d.width

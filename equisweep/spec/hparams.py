@@ -94,7 +94,8 @@ WSD_KEYS = ("cooldown", "decay")
 
 
 def parse_training(c: Check, raw: Any) -> tuple[dict, dict]:
-    allowed = tuple(TRAINING_DEFAULTS) + WSD_KEYS + _HP_FIELDS
+    # `stack` is read by `equisweep.spec.stacking`: how trials run, never part of a trial.
+    allowed = tuple(TRAINING_DEFAULTS) + WSD_KEYS + _HP_FIELDS + ("stack",)
     if c.mapping(raw, "training", allowed) is BAD:
         return BAD, BAD
     t = {**TRAINING_DEFAULTS, **{k: v for k, v in raw.items() if k in TRAINING_DEFAULTS}}

@@ -16,6 +16,7 @@ from equisweep.spec import limits
 from equisweep.spec.check import BAD, Check, SpecError, show, type_word, unknown
 from equisweep.spec.hparams import parse_search, parse_training
 from equisweep.spec.identity import canonical
+from equisweep.spec.stacking import parse_stack
 from equisweep.spec.sweep_spec import FamilySpec, GridSpec, SweepSpec
 from equisweep.spec.trunks import check_wsd
 from equisweep.store.naming import SWEEP_NAME_RULE, is_sweep_name, store_location
@@ -57,6 +58,7 @@ def parse_spec(data: Any, source: str = "<sweep>") -> SweepSpec:
     families = _parse_families(c, data["families"]) if "families" in data else BAD
     grid = _parse_grid(c, data["grid"], task) if "grid" in data else BAD
     training, hp_defaults = parse_training(c, data.get("training", {}))
+    stack = parse_stack(c, data.get("training", {}))
     search = parse_search(c, data.get("search", {}))
     resources = _parse_resources(c, data.get("resources", {}))
     budget = _parse_budget(c, data.get("budget"))
@@ -85,6 +87,7 @@ def parse_spec(data: Any, source: str = "<sweep>") -> SweepSpec:
         max_concurrent=max_concurrent,
         retries=retries,
         store=store,
+        stack=stack,
         source=source,
         raw=data,
     )

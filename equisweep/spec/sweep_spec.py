@@ -58,6 +58,7 @@ class SweepSpec:
     store: str
     source: str | None = None
     raw: dict | None = None
+    stack: Any = "off"  # training.stack (equisweep.spec.stacking): how trials run, not a trial
 
     @property
     def budget_flops(self) -> float | None:

@@ -1,8 +1,12 @@
-"""`equisweep status [NAME] [--watch] [--json]`: how is the sweep going?
+"""`equisweep status [NAME] [--trials] [--watch] [--json]`: how is the sweep going?
 
-Per sweep: trials planned / pending / running / finished / failed / diverged /
+Per sweep: trials planned / pending / running / retrying / finished / failed / diverged /
 interrupted, training FLOPs spent vs planned vs budget, an ETA from the live driver's
 measured throughput, and the best trial per variant so far (the `equisweep best` rule).
+
+With `--trials` (and a NAME), the trials in flight follow, one line each (store/live_trials.py).
+`--watch` on a sweep that is not in the store yet (just submitted: a cluster takes tens of
+seconds to start its driver) waits up to `--wait` seconds for it (store/appear.py).
 
 A trial is `interrupted` when its latest row says "running" but the driver that runs it is
 gone: its heartbeat (store/heartbeat.py) ended, went stale, or names a dead local pid.
@@ -15,7 +19,8 @@ import time
 
 from equisweep.store.cli_common import add_store_argument, check_sweep, open_for_reading
 
-COUNTS = ("planned", "pending", "running", "finished", "failed", "diverged", "interrupted",
+COUNTS = ("planned", "pending", "running", "retrying", "finished", "failed", "diverged",
+          "interrupted",
           "skipped_budget")
 
 
@@ -29,6 +34,12 @@ def add_arguments(parser) -> None:
                         help="seconds between refreshes with --watch (default: 5)")
     parser.add_argument("--json", action="store_true",
                         help="print the status as JSON (one object per sweep)")
+    parser.add_argument("--trials", action="store_true",
+                        help="also list the trials in flight (node, attempt, step, latest "
+                             "val loss); needs NAME")
+    parser.add_argument("--wait", type=float, default=120.0, metavar="SECONDS",
+                        help="with --watch: how long to wait for a sweep that is not in the "
+                             "store yet (default: 120)")
 
 
 def budget_flops(meta: dict | None) -> float | None:
@@ -72,17 +83,19 @@ def sweep_status(store, name: str | None = None, now: float | None = None) -> li
         trials = store.trials(sweep)
         status = pc.value_counts(trials.column("status")).to_pylist() if trials.num_rows else []
         c = {d["values"]: d["counts"] for d in status}
-        running = c.get("running", 0)
+        running, retrying = c.get("running", 0), c.get("retrying", 0)
         row = {"sweep": sweep, "trials": trials.num_rows,
                "finished": c.get("finished", 0), "failed": c.get("failed", 0),
                "diverged": c.get("diverged", 0), "skipped_budget": c.get("skipped_budget", 0),
                "running": running if alive is not False else 0,
-               "interrupted": running if alive is False else 0}
+               # an attempt crashed and Tune will start the next one (maybe waiting for a CPU)
+               "retrying": retrying if alive is not False else 0,
+               "interrupted": running + retrying if alive is False else 0}
         # The driver writes its plan both into the sweep's metadata and into every beat.
         planned = _number(beat, "planned_trials") or _number(meta, "planned_trials")
         row["planned"] = None if planned is None else int(planned)
-        started = sum(row[k] for k in ("running", "finished", "failed", "diverged",
-                                       "interrupted"))
+        started = sum(row[k] for k in ("running", "retrying", "finished", "failed",
+                                       "diverged", "interrupted"))
         row["pending"] = None if planned is None else max(0, int(planned) - started)
         row["flops"] = float(spent.get(sweep, 0.0))
         row["planned_flops"] = _number(beat, "planned_flops") or _number(meta, "planned_flops")
@@ -113,8 +126,17 @@ def _variant(r: dict) -> str:
 
 
 def _eta(beat, alive, row) -> float | None:
-    """Seconds left: FLOPs still planned over the FLOPs/s this driver has achieved so far."""
-    if not alive or not beat or row["planned_flops"] is None:
+    """Seconds left: the driver's own estimate (each variant's FLOPs left at that variant's
+    measured pace, sweep/progress.py), less the time since its beat; from a driver that
+    does not send one, FLOPs still planned over the FLOP rate it has achieved so far."""
+    if not alive or not beat:
+        return None
+    if "eta_s" in beat:  # None: some variant with work left has no measured pace yet
+        if not isinstance(beat["eta_s"], (int, float)) or isinstance(beat["eta_s"], bool):
+            return None
+        since = max(0.0, time.time() - float(beat.get("beat_at", time.time())))
+        return max(0.0, float(beat["eta_s"]) - since)
+    if row["planned_flops"] is None:
         return None
     elapsed = float(beat.get("beat_at", 0)) - float(beat.get("started_at", 0))
     done = float(beat.get("run_flops") or 0.0)
@@ -123,7 +145,7 @@ def _eta(beat, alive, row) -> float | None:
     return max(0.0, row["planned_flops"] - row["flops"]) / (done / elapsed)
 
 
-def _duration(s: float | None) -> str:
+def duration(s: float | None) -> str:
     if s is None:
         return ""
     s = int(round(s))
@@ -155,7 +177,7 @@ def format_status(rows: list[dict]) -> str:
         "PLANNED_FLOPS": [flops(r["planned_flops"]) for r in rows],
         "BUDGET": [flops(r["budget"]) for r in rows],
         "USED": [used(r) for r in rows],
-        "ETA": [_duration(r["eta_s"]) for r in rows],
+        "ETA": [duration(r["eta_s"]) for r in rows],
         "DRIVER": [r["driver"] or "" for r in rows],
     })
     lines = [format_table(table, right={"FLOPS", "PLANNED_FLOPS", "BUDGET", "USED", "ETA"})]
@@ -182,14 +204,25 @@ def format_status(rows: list[dict]) -> str:
 def _render(store, args) -> tuple[str, list[dict]]:
     import json
 
+    from equisweep.store.live_trials import format_live, live_trials
+
     rows = sweep_status(store, args.name)
     if not rows:
         return ("[]" if args.json else f"results store {store.uri} has no sweeps yet"), rows
+    if args.trials:
+        for r in rows:
+            r["in_flight"] = live_trials(store, r["sweep"], {"alive": True, "gone": False,
+                                                             "ended": False}.get(r["driver"]))
     if args.json:
         # --watch --json: one line per refresh (JSON Lines), so a reader can follow it.
         return json.dumps(rows, indent=None if args.watch else 1, allow_nan=False,
                           default=str), rows
-    return format_status(rows), rows
+    text = format_status(rows)
+    if args.trials:
+        live = rows[0]["in_flight"]
+        text += "\n\n" + (f"trials in flight ({len(live)}):\n" + format_live(live) if live
+                           else "no trial in flight")
+    return text, rows
 
 
 def run(args) -> int:
@@ -197,11 +230,23 @@ def run(args) -> int:
 
     if not args.interval > 0:
         raise UserError(f"--interval must be > 0 seconds, got {args.interval:g}")
-    store = open_for_reading(args)
-    check_sweep(store, args.name)
+    if not args.wait >= 0:
+        raise UserError(f"--wait must be ≥ 0 seconds, got {args.wait:g}")
+    if args.trials and args.name is None:
+        raise UserError("--trials needs a sweep NAME (equisweep status NAME --trials)")
     if not args.watch:
+        store = open_for_reading(args)
+        check_sweep(store, args.name)
         print(_render(store, args)[0])
         return 0
+    from equisweep.store.appear import wait_for_sweep
+    from equisweep.store.naming import store_location
+
+    say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else print
+    store = wait_for_sweep(store_location(args.store), args.name, args.wait, say=say)
+    # A new sweep's metadata lands before its driver's first heartbeat and trial rows: until
+    # either exists, keep refreshing (within --wait) rather than end the watch on "no driver".
+    deadline = time.monotonic() + args.wait
     tty = sys.stdout.isatty()
     try:
         while True:
@@ -211,7 +256,9 @@ def run(args) -> int:
                 sys.stdout.write("\x1b[H\x1b[2J")  # cursor home, clear: refresh in place
             sys.stdout.write(text + "\n" if args.json else f"{text}\n(as of {stamp})\n")
             sys.stdout.flush()
-            if not any(r["driver"] == "alive" for r in rows):
+            if not any(r["driver"] == "alive" for r in rows) and not (
+                    args.name is not None and rows and rows[0]["driver"] is None
+                    and not rows[0]["trials"] and time.monotonic() < deadline):
                 return 0
             time.sleep(args.interval)
     except KeyboardInterrupt:

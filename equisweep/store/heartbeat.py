@@ -22,6 +22,7 @@ import threading
 import time
 
 from equisweep.store import location
+from equisweep.store.layout import driver_dir
 from equisweep.store.naming import validate_sweep_name
 
 FILE = "heartbeat.json"
@@ -30,7 +31,7 @@ DEFAULT_INTERVAL_S = 10.0
 
 
 def _dir(store, sweep: str) -> str:
-    return f"{store.root}/_driver/sweep={validate_sweep_name(sweep)}"
+    return driver_dir(store.root, validate_sweep_name(sweep))
 
 
 def write_beat(store, sweep: str, beat: dict) -> None:

@@ -35,6 +35,7 @@ import pyarrow.fs as pafs
 
 from equisweep.errors import UserError
 from equisweep.store.heartbeat import DEFAULT_INTERVAL_S, driver_alive
+from equisweep.store.layout import driver_dir
 from equisweep.store.naming import validate_sweep_name
 
 _NAME = re.compile(r"^lease-(\d{8})\.json$")
@@ -46,7 +47,7 @@ class Taken(Exception):
 
 
 def _folder(store, sweep: str) -> str:
-    return f"{store.root}/_driver/sweep={validate_sweep_name(sweep)}"
+    return driver_dir(store.root, validate_sweep_name(sweep))
 
 
 def _interval() -> float:

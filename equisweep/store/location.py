@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import pyarrow.fs as pafs
 
 from equisweep.errors import UserError
+from equisweep.store.layout import is_uri
 from equisweep.store.naming import validate_sweep_name
 
 KINDS = ("trials", "metrics", "baselines", "sweeps")
@@ -70,9 +71,9 @@ def resolve(uri, filesystem: pafs.FileSystem | None = None) -> tuple[pafs.FileSy
         raise UserError(f"store location must be a path or URI, got {uri!r}")
     if filesystem is not None:
         return filesystem, uri.rstrip("/") or "/"
-    if "://" in uri:
+    if is_uri(uri):
         check_uri(uri)
-    if "://" not in uri:
+    else:
         return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(uri))
     try:
         fs, path = pafs.FileSystem.from_uri(uri)

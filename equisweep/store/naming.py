@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 from equisweep.errors import UserError
 
@@ -47,9 +46,9 @@ def store_location(flag: str | None = None, sweep_store: str | None = None) -> s
 def absolute_store(uri: str) -> str:
     """A local store as an absolute path (URIs unchanged): a sweep resolves its store once,
     when it starts, so Ray workers and jobs in other folders write to the same place."""
-    if "://" in uri:
-        return uri
-    return str(Path(uri).expanduser().resolve())
+    from equisweep.store.layout import is_uri, local_path
+
+    return uri if is_uri(uri) else str(local_path(uri))
 
 
 def add_store_argument(parser) -> None:

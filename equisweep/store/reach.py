@@ -5,11 +5,7 @@ the head's disk (issue 20). Stdlib only: it runs before Ray or pyarrow is import
 from __future__ import annotations
 
 from equisweep.errors import UserError
-
-
-def is_uri(store: str) -> bool:
-    """A store given as a filesystem URI (s3://, gs://, ...), not a local path."""
-    return "://" in str(store)
+from equisweep.store.layout import is_uri
 
 
 def require_cluster_store(store: str, *, shared: bool, flag: str = "--store") -> str:

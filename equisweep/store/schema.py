@@ -123,7 +123,7 @@ TRIAL_SCHEMA = pa.schema([_SWEEP_FIELD] + TRIAL_FIELDS)
 METRIC_SCHEMA = pa.schema([_SWEEP_FIELD] + METRIC_FIELDS)
 BASELINE_SCHEMA = pa.schema([_SWEEP_FIELD] + BASELINE_FIELDS)
 
-STATUSES = ("running", "finished", "failed", "diverged", "skipped_budget")
+STATUSES = ("running", "retrying", "finished", "failed", "diverged", "skipped_budget")
 JSON_COLUMNS = {"size", "hparams", "config"}
 
 def _to_timestamp(value):

@@ -4,17 +4,23 @@ Only the driver writes the store. Rows are buffered by the store writer (flushed
 and time); they are also flushed whenever Tune is about to register a checkpoint, so every
 row up to a trial's restore point is durable before that point can be restored from. Rows
 Tune re-reports after a restore are deduplicated by the store on read.
+
+A stack (`sweep.stacking`) is one Tune trial whose rows carry `member`: each member is
+filed as its own trial (key, attempt, running/finished/diverged/failed row). A member that
+ends while its stack goes on gets its terminal row at once; rows a retried stack re-reports
+for a member that already ended are dropped, so each member ends exactly once.
 """
 
 from __future__ import annotations
 
 import math
-import socket
 from datetime import datetime, timezone
+from pathlib import Path
 
 from ray.tune import Callback
 
 from equisweep.store.schema import REPORTED_METRICS, trial_columns
+from equisweep.sweep.stacking import members
 
 _TERMINAL = {"finished", "diverged", "failed"}
 
@@ -47,6 +53,8 @@ class StoreCallback(Callback):
         self._writer = None
         self._started: dict[str, datetime] = {}
         self._last: dict[str, dict] = {}
+        self._member_last: dict[tuple[str, int], dict] = {}  # a stack member's last result
+        self._ended: dict[str, set[int]] = {}  # trial id -> stack members that ended
 
     # The callback is pickled into Tune's experiment state; open handles are not.
     def __getstate__(self):
@@ -62,25 +70,35 @@ class StoreCallback(Callback):
             self._writer = open_store(self.store_uri).writer(self.sweep)
         return self._writer
 
-    def _attempt(self, trial) -> int:
-        return self.attempts.get(trial.config["key"], 0) + int(trial.num_failures) + 1
+    def _attempt(self, trial, member: int = 0, crashed: bool = False) -> int:
+        """The attempt a row belongs to. Tune counts a failure before it calls back about
+        it, so the attempt that just crashed is the count itself, not the count + 1."""
+        key = members(trial.config)[member]["key"]
+        return self.attempts.get(key, 0) + int(trial.num_failures) + (0 if crashed else 1)
 
-    def _trial_row(self, trial, status: str, error: str = "") -> dict:
-        cfg = trial.config["trial"]
-        key = trial.config["key"]
+    def _open(self, trial) -> list[int]:
+        """The members of `trial` (0 for a lone trial) that have not ended."""
+        ended = self._ended.get(trial.trial_id, set())
+        return [m for m in range(len(members(trial.config))) if m not in ended]
+
+    def _trial_row(self, trial, status: str, error: str = "", member: int = 0,
+                   crashed: bool = False) -> dict:
+        payload = members(trial.config)[member]
+        cfg = payload["trial"]
+        key = payload["key"]
         last = self._last.get(trial.trial_id, {})
-        wsd = trial.config.get("wsd") or {}
+        wsd = payload.get("wsd") or {}
         return {
-            **trial_columns(key, cfg, n_params=trial.config["n_params"],
-                            flops_per_step=trial.config["flops_per_step"],
-                            equivariant=trial.config.get("equivariant")),
+            **trial_columns(key, cfg, n_params=payload["n_params"],
+                            flops_per_step=payload["flops_per_step"],
+                            equivariant=payload.get("equivariant")),
             "sweep": self.sweep,
-            "cell_key": trial.config.get("cell_key"),
+            "cell_key": payload.get("cell_key"),
             "trunk": wsd.get("trunk"),
             "fork_step": wsd.get("fork_step"),
             "status": status,
-            "attempt": self._attempt(trial),
-            "node": last.get("hostname") or last.get("node_ip") or socket.gethostname(),
+            "attempt": self._attempt(trial, member, crashed=crashed),
+            "node": _node(last),
             "error": error,
             "started_at": self._started.get(trial.trial_id, _now()),
             "ended_at": _now() if status in _TERMINAL else None,
@@ -88,38 +106,69 @@ class StoreCallback(Callback):
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self._started[trial.trial_id] = _now()
-        self.writer.add_trial(self._trial_row(trial, "running"))
+        for m in self._open(trial):
+            self.writer.add_trial(self._trial_row(trial, "running", member=m))
         self.writer.flush()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self._last[trial.trial_id] = result
-        if "step" not in result:
-            return
-        row = {"sweep": self.sweep, "key": trial.config["key"],
-               "attempt": self._attempt(trial)}
-        for name in REPORTED_METRICS:
-            row[name] = _num(result.get(name))
-        row["step"] = int(result["step"])
-        if row["train_loss"] is None and result.get("status") == "diverged":
-            row["train_loss"] = math.nan
-        self.writer.add_metrics([row])
+        attempt = (trial.trial_id, int(trial.num_failures))
+        seen = self.__dict__.setdefault("_placed", set())  # absent in older pickles
+        if attempt not in seen and (result.get("hostname") or result.get("node_ip")):
+            # The attempt's first report says where it runs: its `running` row again, with
+            # the node (at start Tune has not placed it yet).
+            seen.add(attempt)
+            for m in self._open(trial):
+                self.writer.add_trial(self._trial_row(trial, "running", member=m))
+        member = result.get("member")
+        m = 0 if member is None else int(member)
+        if member is not None:
+            if m not in self._open(trial):
+                return  # re-reported by a retried stack after this member ended
+            self._member_last[(trial.trial_id, m)] = result
+        if "step" in result:
+            row = {"sweep": self.sweep, "key": members(trial.config)[m]["key"],
+                   "attempt": self._attempt(trial, m)}
+            for name in REPORTED_METRICS:
+                row[name] = _num(result.get(name))
+            row["step"] = int(result["step"])
+            if row["train_loss"] is None and result.get("status") == "diverged":
+                row["train_loss"] = math.nan
+            self.writer.add_metrics([row])
+        if member is not None and result.get("status") in _TERMINAL:
+            # A stack member ended while its stack goes on: its trial row now.
+            self._ended.setdefault(trial.trial_id, set()).add(m)
+            self.writer.add_trial(self._trial_row(trial, result["status"],
+                                                  str(result.get("error") or ""), member=m))
+            self.writer.flush()
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
         self.writer.flush()
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        # The attempt that just crashed; Tune retries it from its last checkpoint.
-        self.writer.add_trial(self._trial_row(trial, "failed", _error_text(trial)))
+        # The attempt that just crashed, with its cause: `retrying` (not `failed`) until
+        # Tune starts the next attempt from the last checkpoint, which may wait for a CPU.
+        self.retried = getattr(self, "retried", 0) + 1
+        for m in self._open(trial):
+            self.writer.add_trial(self._trial_row(trial, "retrying", _error_text(trial), m,
+                                                  crashed=True))
         self.writer.flush()
+        self._last.pop(trial.trial_id, None)  # the next attempt's node is not yet known
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        last = self._last.get(trial.trial_id, {})
-        status = last.get("status") if last.get("status") in _TERMINAL else "finished"
-        self.writer.add_trial(self._trial_row(trial, status, str(last.get("error") or "")))
+        stacked = "stack" in trial.config
+        for m in self._open(trial):
+            last = self._member_last.get((trial.trial_id, m), {}) if stacked \
+                else self._last.get(trial.trial_id, {})
+            status = last.get("status") if last.get("status") in _TERMINAL else "finished"
+            self.writer.add_trial(self._trial_row(trial, status, str(last.get("error") or ""),
+                                                  m))
         self.writer.flush()
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.writer.add_trial(self._trial_row(trial, "failed", _error_text(trial)))
+        for m in self._open(trial):
+            self.writer.add_trial(self._trial_row(trial, "failed", _error_text(trial), m,
+                                                  crashed=True))
         self.writer.flush()
 
     def on_experiment_end(self, trials, **info):
@@ -128,12 +177,34 @@ class StoreCallback(Callback):
             self._writer = None
 
 
+def _node(result: dict) -> str:
+    """Where an attempt ran: the host name, and the Ray node id (host names repeat across
+    a cluster's containers; the id is what `ray list nodes` and the dashboard show)."""
+    host = result.get("hostname") or result.get("node_ip")
+    if not host:
+        return ""  # not placed yet: its first report will say
+    node_id = result.get("node_id")
+    return f"{host} ({node_id[:12]})" if isinstance(node_id, str) and node_id else str(host)
+
+
 def _error_text(trial) -> str:
-    """The last line of the trial's traceback: enough to tell a crash from an OOM."""
-    try:
-        err = trial.get_error()
-    except Exception:  # error file may be on unreachable storage
-        err = None
+    """The last line of the trial's traceback: enough to tell a crash from an OOM.
+
+    Tune writes it to the trial's local folder before it calls back, and copies it to the
+    experiment's storage later: read the local copy first (the storage one, on an object
+    store, is not there yet at that moment)."""
+    err = None
+    local = getattr(trial, "error_file", None)
+    if local:
+        try:
+            err = Path(local).read_text(errors="replace")
+        except OSError:
+            err = None
+    if not err:
+        try:
+            err = trial.get_error()
+        except Exception:  # error file may be on unreachable storage
+            err = None
     text = str(err) if err else "trial process failed"
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return lines[-1][:500] if lines else "trial process failed"

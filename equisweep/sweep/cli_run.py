@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from equisweep.store.layout import is_uri
 from equisweep.store.naming import add_store_argument, store_location
-from equisweep.store.reach import is_uri, probe_writable
+from equisweep.store.reach import probe_writable
 
 
 def add_arguments(p) -> None:
@@ -16,7 +17,9 @@ def add_arguments(p) -> None:
     p.add_argument("-v", "--verbose", action="count", default=0,
                    help="show Ray's and Tune's own output on the console instead of the log "
                         "file, with Tune's trial table (-vv for more)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars: one line per trial event and a progress line a "
+                        "minute instead (what a console that is not a terminal always gets)")
     p.add_argument("--report", action="store_true",
                    help="rewrite the HTML report from the store while the sweep runs, and "
                         "once more when it ends")
@@ -66,7 +69,8 @@ def print_summary(summary: dict) -> None:
               f"finished in {store}, {summary['skipped_budget']} over budget)")
     else:
         print(f"sweep {name}: ran {summary['to_run']} trials "
-              f"({summary.get('errors', 0)} failed, {summary['already_done']} already done, "
+              f"({summary.get('errors', 0)} failed, {summary.get('retried', 0)} crashed "
+              f"attempts retried, {summary['already_done']} already done, "
               f"{summary['skipped_budget']} skipped by the budget); "
               f"{summary['planned_flops']:.3g} FLOPs planned")
         print_outcome(name, store, summary.get("baselines") or [])

@@ -1,9 +1,10 @@
 """`equisweep validate SWEEP.yaml`: check a sweep file and show what it would run.
 
 Prints one row per grid cell (family, size, N, steps, train trajectories, augment, seed,
-FLOPs per trial, trials), then the trial count and the FLOP total, and the budget cut when
-the sweep has a budget. `--json` prints the same as one JSON object. Nothing is written and
-Ray is not started. Exit 0 when valid; 2 with every problem found otherwise.
+FLOPs per trial, trials), then the trial count and the FLOP total, the budget cut when
+the sweep has a budget, and how the trials will be stacked (`training.stack`). `--json`
+prints the same as one JSON object. Nothing is written and Ray is not started. Exit 0
+when valid; 2 with every problem found otherwise.
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ def summarize(spec, store: str | None = None) -> dict:
             "kept_flops": cost["kept_points_flops"],
             "kept_spend_flops": cost["kept_spend_flops"],
         }
+    from equisweep.sweep.plan import fresh_plan
+    from equisweep.sweep.stacking import describe
+
+    stacking = describe(spec, fresh_plan(spec).slots)  # the grouping `run` uses
     cells = []
     for c in spec.cells():
         row = c.to_dict()
@@ -80,8 +85,20 @@ def summarize(spec, store: str | None = None) -> dict:
         "resources": spec.resources,
         "max_concurrent": spec.max_concurrent,
         "store": store or spec.store,
+        "stacking": stacking,
         "cells": cells,
     }
+
+
+def _stacking_text(st: dict) -> str:
+    if st["mode"] == "off":
+        return "stacking off: every trial trains alone"
+    kinds = ", ".join(f"K={k}: {n}" for k, n in st["stacks"].items())
+    text = (f"stacking {st['mode']}: {st['trials']} trials train as {st['tune_trials']} "
+            f"stacks of K trials each ({kinds})")
+    if st["wsd_trunks_only"]:
+        text += "; under schedule wsd only trunks stack (branches start alone from their forks)"
+    return text
 
 
 def _size_text(size: dict) -> str:
@@ -144,6 +161,7 @@ def render(summary: dict) -> str:
             f"budget {b['flops']:.3e} FLOPs: runs {b['kept_trials']} trials "
             f"({b['kept_flops']:.3e} FLOPs of points{spend}), skips {b['skipped_trials']}"
         )
+    out.append(_stacking_text(summary["stacking"]))
     res = summary["resources"]
     out.append(
         f"per trial: cpu {res['cpu']:g}, gpu {res['gpu']:g}; at most "

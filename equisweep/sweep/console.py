@@ -29,16 +29,68 @@ from pathlib import Path
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+MIRROR_EVERY_S = 30.0  # how often a remote store's copy of the log is refreshed
+
+
 def log_path(store_uri: str, sweep: str) -> Path:
-    """Where a run's log goes: `<store>/_logs/<sweep>-<UTC time>.log` for a local store; for a
-    remote store (s3://, gs://) a local file in the temp folder, since a log is appended line
-    by line and object stores cannot append."""
+    """Where a run's log is written: `<store>/_logs/<sweep>-<UTC time>-<pid>.log` for a local
+    store; for a remote store (s3://, gs://) a local file in the temp folder, since a log is
+    appended line by line and object stores cannot append — `log_mirror` names its copy
+    under the store's `_logs/`."""
+    from equisweep.store.layout import log_file
+
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     name = f"{sweep}-{stamp}-{os.getpid()}.log"
-    if "://" in store_uri and not store_uri.startswith("file://"):
-        return Path(tempfile.gettempdir()) / "equisweep-logs" / name
-    local = store_uri[len("file://"):] if store_uri.startswith("file://") else store_uri
-    return Path(local).expanduser().resolve() / "_logs" / name
+    where = log_file(store_uri, name)
+    return where if isinstance(where, Path) else \
+        Path(tempfile.gettempdir()) / "equisweep-logs" / name
+
+
+def log_mirror(store_uri: str, path: Path) -> str | None:
+    """The store URI of a remote store's copy of the log at `path` (None: a local store,
+    where `path` already is under `<store>/_logs/`). Readers of the store find every
+    run's log in one place, whatever machine ran the driver (a cluster's head node)."""
+    from equisweep.store.layout import log_file
+
+    where = log_file(store_uri, path.name)
+    return None if isinstance(where, Path) else where
+
+
+class _Mirror:
+    """Copies the local log to its store URI every `every_s` seconds and once at the end:
+    whole-object puts, so a reader never sees a torn copy, only a slightly old one."""
+
+    def __init__(self, path: Path, uri: str, every_s: float):
+        import threading
+
+        from equisweep.store.location import resolve
+
+        self.path, self.uri, self.every_s = path, uri, every_s
+        self.fs, self.target = resolve(uri)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="equisweep-log-mirror",
+                                        daemon=True)
+        self.error: str | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.copy()
+
+    def copy(self) -> None:
+        try:
+            data = self.path.read_bytes()
+            with self.fs.open_output_stream(self.target) as out:
+                out.write(data)
+        except Exception as exc:  # noqa: BLE001 - a log copy never stops a sweep
+            self.error = " ".join(str(exc).split())[:200]
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.every_s + 5)
+        self.copy()  # the complete log, after its last line
 
 
 class QuietConsole:
@@ -48,8 +100,12 @@ class QuietConsole:
     sweep, and `with q.tune_output():` around `Tuner.fit` (stdout prints).
     """
 
-    def __init__(self, path: Path | None):
+    def __init__(self, path: Path | None, mirror: str | None = None,
+                 mirror_every_s: float | None = None):
         self.path = path
+        self.mirror_uri = mirror if path is not None else None
+        self._mirror_every_s = MIRROR_EVERY_S if mirror_every_s is None else mirror_every_s
+        self._mirror: _Mirror | None = None
         self.console = sys.stderr
         self._stream = None
         self._handler = None
@@ -71,6 +127,9 @@ class QuietConsole:
             root.setLevel(logging.INFO)
         logging.captureWarnings(True)
         self.reroute()
+        if self.mirror_uri:
+            self._mirror = _Mirror(self.path, self.mirror_uri, self._mirror_every_s)
+            self._mirror.start()
         return self
 
     def reroute(self) -> None:
@@ -115,4 +174,10 @@ class QuietConsole:
         logging.captureWarnings(False)
         self._stream.close()
         self._handler = self._stream = None
+        if self._mirror is not None:
+            self._mirror.stop()
+            if self._mirror.error:
+                print(f"equisweep: could not copy the log to {self.mirror_uri}: "
+                      f"{self._mirror.error} (it stays at {self.path})", file=self.console)
+            self._mirror = None
         return False

@@ -13,16 +13,10 @@ from pathlib import Path
 
 from equisweep.errors import UserError
 from equisweep.spec import trunks
+from equisweep.store.layout import is_uri, tune_dir
 from equisweep.sweep.forks import ForkStore
 from equisweep.sweep.interrupt import Stop
 from equisweep.sweep.plan import plan_sweep
-
-
-def tune_dir(store_uri: str) -> str:
-    """Where Tune keeps experiment state and checkpoints: beside the store's tables."""
-    if "://" in store_uri:
-        return store_uri.rstrip("/") + "/_tune"
-    return str(Path(store_uri).expanduser().resolve() / "_tune")
 
 
 def run_sweep(spec, *, store_uri: str | None = None, address: str | None = None,
@@ -55,7 +49,7 @@ def run_sweep(spec, *, store_uri: str | None = None, address: str | None = None,
         keys = {slot.cell_key for slot in plan.slots}
         preflight.check_local(spec, [c for c in spec.cells() if c.key in keys])
     from equisweep.store import lease
-    from equisweep.sweep.console import QuietConsole, log_path
+    from equisweep.sweep.console import QuietConsole, log_mirror, log_path
 
     # One driver per sweep (refused before Ray starts), and planned again under the lease:
     # what another driver finished since the first plan is not run twice.
@@ -66,10 +60,12 @@ def run_sweep(spec, *, store_uri: str | None = None, address: str | None = None,
         if not plan.slots:
             return summary
         log = None if verbose else log_path(store_uri, spec.name)
-        with QuietConsole(log) as console:
-            summary["log"] = str(log) if log else None
+        mirror = log_mirror(store_uri, log) if log else None
+        with QuietConsole(log, mirror=mirror) as console:
+            summary["log"] = mirror or (str(log) if log else None)
             if log:
-                print(f"Ray and Tune log: {log}", flush=True)
+                copy = f" (copied to {mirror} as it grows)" if mirror else ""
+                print(f"Ray and Tune log: {log}{copy}", flush=True)
             _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose,
                          progress, console, summary, report, report_every_s, stop)
     return summary
@@ -107,7 +103,8 @@ def _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose
     # The plan's FLOPs bound every step at the largest scene (what the budget admits); with
     # the dataset built they are counted as the trainer will, and the spent ones as it did,
     # so a finished sweep's spend equals its plan.
-    plan.planned_flops = _exact_planned_flops(spec, plan, data_dir)
+    planned_by_variant = _exact_planned_flops(spec, plan, data_dir)
+    plan.planned_flops = float(sum(planned_by_variant.values()))
     plan.spent_flops = float(store.flops_spent(spec.name).get(spec.name, 0.0))
     summary.update(planned_flops=plan.planned_flops, spent_flops=plan.spent_flops)
     planned_flops = plan.planned_flops + plan.spent_flops
@@ -130,17 +127,28 @@ def _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose
     from equisweep.sweep.progress import ProgressBar, RayMetrics, SweepTally
     from equisweep.sweep.searcher import CellSearcher
 
-    tally = SweepTally(len(plan.slots))
-    callbacks = [ProgressBar(tally, spec.name, stream=console.console, enabled=progress),
+    tally = SweepTally(len(plan.slots), planned_by_variant=planned_by_variant)
+    # A terminal gets the bar; a log (a Ray job's, CI's, `| tee`) or --no-progress gets one
+    # line per trial event and a progress line a minute, which a log can show.
+    bar = progress and _is_terminal(console.console)
+    callbacks = [ProgressBar(tally, spec.name, stream=console.console, enabled=bar),
                  RayMetrics(tally, spec.name, plan.planned_flops)]
+    if not bar:
+        from equisweep.sweep.trial_lines import TrialLines
+
+        callbacks.append(TrialLines(tally, spec.name, stream=console.console))
+    from equisweep.sweep.stacking import stacks
+
+    groups = stacks(spec, plan.slots)  # `training.stack`: one Tune trial per stack
     searcher = CellSearcher(spec, plan.slots, plan.prior, data_dir=data_dir, forks=forks,
-                            done_keys=plan.done_keys)
+                            done_keys=plan.done_keys, stacks=groups)
     attempts, stored = reconcile.held(store, spec.name)
-    tuner = _make_tuner(spec, store_uri, searcher, len(plan.slots), verbose, callbacks,
+    tuner = _make_tuner(spec, store_uri, searcher, len(groups), verbose, callbacks,
                         attempts=attempts, stored=stored)
     beat = Heartbeat(store, spec.name, extra=lambda: {
         "planned_trials": planned_trials, "planned_flops": planned_flops,
-        "run_trials": len(plan.slots), "run_flops": tally.spent_flops}).start()
+        "run_trials": len(plan.slots), "run_flops": tally.spent_flops,
+        "eta_s": tally.eta_s()}).start()
     live = LiveReport(store_uri, spec.name, every_s=report_every_s, log=console) \
         if report else None
     if live is not None:
@@ -157,6 +165,7 @@ def _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose
             live.stop()
     stop.check()  # Tune returns normally when asked to stop: never report that as done
     summary["errors"] = sum(1 for r in results if r.error is not None)
+    summary["retried"] = tally.__dict__.get("retried", 0)  # crashed attempts Tune retried
     summary["unfinished"] = reconcile.unfinished(store, spec, plan, results)
     if live is not None:
         summary["report"] = live.final() and live.html
@@ -173,6 +182,13 @@ def _note_ray_logs(console) -> None:
     console.note(f"equisweep: trial workers' stdout/stderr are in {logs}")
 
 
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
 def _ray_running() -> bool:
     """Whether this process is already connected to a Ray (e.g. a cluster it built)."""
     import sys
@@ -187,7 +203,7 @@ def _check_folders(store_uri: str, data_dir: str | None) -> None:
     from equisweep.task.config import default_cache_dir
 
     places = [("--data-dir", Path(data_dir).expanduser() if data_dir else default_cache_dir())]
-    if "://" not in store_uri:
+    if not is_uri(store_uri):
         places.append(("results store", Path(store_uri).expanduser()))
     for what, path in places:
         probe = path.absolute()
@@ -201,15 +217,19 @@ def _check_folders(store_uri: str, data_dir: str | None) -> None:
 
 
 def _build_dataset(spec, data_dir, progress) -> None:
-    """Generate the sweep's dataset once, across the cluster, before any trial needs it."""
+    """Generate the sweep's dataset once, across the cluster, before any trial needs it.
+    A cached one is re-hashed (~0.2 s for the CPU study's 107 MB): a shard damaged in place
+    (same size, other bytes) is remade now, rather than failing every trial that loads it."""
     from equisweep.sweep.ray_map import RayExecutor
     from equisweep.task import ensure_dataset
 
-    ensure_dataset(spec.task, cache_dir=data_dir, executor=RayExecutor(), progress=progress)
+    ensure_dataset(spec.task, cache_dir=data_dir, executor=RayExecutor(), progress=progress,
+                   verify=True)
 
 
-def _exact_planned_flops(spec, plan, data_dir) -> float:
-    """Training FLOPs of the planned slots on the built dataset, each step at its batch's
+def _exact_planned_flops(spec, plan, data_dir) -> dict[str, float]:
+    """Training FLOPs of the planned slots per variant (`analysis.data.variant_name`; their
+    sum is the plan), on the built dataset, each step at its batch's
     padded length (`equisweep.train.training_flops`); a WSD branch or forked slot trains
     from its fork step (the steps before are its trunk's, counted there). The batches'
     lengths depend only on (train set, seed, batch size): computed once per such group, to
@@ -230,10 +250,14 @@ def _exact_planned_flops(spec, plan, data_dir) -> float:
         if config["steps"] > longest.get(group(config), {"steps": 0})["steps"]:
             longest[group(config)] = config
     tokens = {g: batch_tokens(config, path) for g, config in longest.items()}
-    total = 0.0
+    from equisweep.analysis.data import variant_name
+
+    total: dict[str, float] = {}
     for slot, config in zip(plan.slots, configs):
         start = (slot.fork_step or 0) if slot.role in ("branch", "forked") else 0
-        total += training_flops(config, path, start, tokens=tokens[group(config)])
+        v = variant_name(config["family"], bool(config.get("augment")))
+        total[v] = total.get(v, 0.0) + training_flops(config, path, start,
+                                                      tokens=tokens[group(config)])
     return total
 
 

@@ -22,20 +22,20 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
+from equisweep.store.layout import forks_dir, is_uri
 from equisweep.store.location import resolve
 
-FORKS = "_forks"
 CHECKPOINT = "trial.pt"  # equisweep.train.CHECKPOINT_FILE, without importing torch here
 META = "fork.json"
 
 
 class ForkStore:
     def __init__(self, store_uri: str, sweep: str):
-        if "://" not in store_uri:  # workers run elsewhere: never a relative path
+        if not is_uri(store_uri):  # workers run elsewhere: never a relative path
             store_uri = os.path.abspath(os.path.expanduser(store_uri))
         self.store_uri, self.sweep = store_uri, sweep
         self.fs, root = resolve(store_uri)
-        self.root = f"{root}/{FORKS}/{sweep}"
+        self.root = forks_dir(root, sweep)
 
     def __reduce__(self):  # travels to Ray workers and into the searcher's saved state
         return ForkStore, (self.store_uri, self.sweep)

@@ -86,6 +86,16 @@ def plan_sweep(spec, store, forks=None) -> Plan:
                 trunks.spend(kept, cd), sum(m.total_flops for m in kept), frozenset(finished))
 
 
+class _NothingStored:
+    def sweeps(self) -> list:
+        return []
+
+
+def fresh_plan(spec) -> Plan:
+    """The plan of `spec` as if nothing of it had run yet (what `validate` shows)."""
+    return plan_sweep(spec, _NothingStored())
+
+
 def _candidates(spec, finished, done_per_cell, done_samples, ready, interrupted=None) -> list:
     """The trials still to run, in spec order, as `trunks.Member`s holding their Slot."""
     wsd = trunks.is_wsd(spec)

@@ -59,13 +59,7 @@ def check_local(spec, cells, *, cpus: int | None = None, gpus: list[int] | None 
         raise UserError(f"resources.gpu: each trial asks for {gpu:g} GPUs; the embedded Ray "
                         f"on this machine has {len(gpus)} (set gpu: 0, or join a cluster "
                         "with --address)")
-    if gpu > 0:
-        per_trial = min(gpus) * min(gpu, 1.0)
-        where = f"{gpu:g} of a {min(gpus) / 2**30:.1f} GiB GPU"
-    else:
-        at_once = max(1, min(spec.max_concurrent, int(cpus // cpu)))
-        per_trial = memory / at_once
-        where = f"1/{at_once} of this machine's {memory / 2**30:.1f} GiB ({at_once} at once)"
+    per_trial, where = trial_memory(spec, cpus=cpus, gpus=gpus, memory=memory)
     for cell in cells:
         need = trial_memory_lower_bound(spec, cell)
         if need > per_trial:
@@ -74,6 +68,24 @@ def check_local(spec, cells, *, cpus: int | None = None, gpus: list[int] | None 
                 f"{need / 2**30:.1f} GiB per trial ({cell.n_params:,} parameters with "
                 f"gradients and Adam state, plus activations); a trial here has "
                 f"{per_trial / 2**30:.1f} GiB ({where})")
+
+
+def trial_memory(spec, *, cpus: int | None = None, gpus: list[int] | None = None,
+                 memory: int | None = None) -> tuple[float, str]:
+    """The memory one trial (or one stack of trials) can have on this machine, in bytes,
+    and where that number comes from: its share of the GPU it asks for, or of the RAM
+    shared by the trials that run at once."""
+    cpu, gpu = float(spec.resources.get("cpu", 1)), float(spec.resources.get("gpu", 0))
+    if gpu > 0:
+        gpus = machine_gpus() if gpus is None else gpus
+        if gpus:
+            return (min(gpus) * min(gpu, 1.0),
+                    f"{gpu:g} of a {min(gpus) / 2**30:.1f} GiB GPU")
+    cpus = machine_cpus() if cpus is None else cpus
+    memory = machine_memory() if memory is None else memory
+    at_once = max(1, min(spec.max_concurrent, int(cpus // cpu)))
+    return (memory / at_once,
+            f"1/{at_once} of this machine's {memory / 2**30:.1f} GiB ({at_once} at once)")
 
 
 def trial_memory_lower_bound(spec, cell) -> float:

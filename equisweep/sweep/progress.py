@@ -4,6 +4,8 @@ Both are Tune callbacks on the driver, fed by the same `SweepTally`: the bar sho
 running/done/failed and the best final validation loss (or skill, when trials report it) of
 each variant so far; `RayMetrics` exports the same numbers with `ray.util.metrics`, so a
 cluster whose Prometheus scrapes Ray shows them in Grafana / the dashboard's Metrics view.
+A stack's members (`sweep.stacking`) count as the trials they are: each starts, runs, ends
+and spends its FLOPs on its own, though Tune sees one trial.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import math
 from ray.tune import Callback
 
 from equisweep.analysis.data import variant_name
+from equisweep.sweep.stacking import members
 
 
 def _finite(v) -> float | None:
@@ -27,41 +30,83 @@ class SweepTally:
     """Counts of trials by state, FLOPs spent and the best result per variant, from Tune's
     callback events. `total` is the number of trials this run plans."""
 
-    def __init__(self, total: int):
+    def __init__(self, total: int, planned_by_variant: dict[str, float] | None = None):
         self.total = total
+        self.planned_by_variant = dict(planned_by_variant or {})
+        self.rate: dict[str, tuple[float, float]] = {}  # uid -> (FLOPs, wall s) of its rows
+        self._variant_of: dict[str, str] = {}
         self.running: set[str] = set()
         self.done = 0
         self.failed = 0
         self.diverged = 0
         self.flops: dict[str, float] = {}
+        self._ended: set[str] = set()  # stack members (id "trial/member") that ended
         self._shared: dict[str, float] = {}  # WSD branches: FLOPs of the trunk rows they repeat
         self._last: dict[str, dict] = {}
         self.best: dict[str, tuple[str, float]] = {}  # variant -> ("loss"|"skill", value)
 
     @staticmethod
-    def variant(trial) -> str:
-        cfg = trial.config.get("trial", {})
+    def variant(trial, member: int = 0) -> str:
+        cfg = members(trial.config)[member].get("trial", {})
         return variant_name(cfg.get("family", "?"), bool(cfg.get("augment", False)))
 
-    def start(self, trial) -> None:
-        self.running.add(trial.trial_id)
+    @staticmethod
+    def _uid(trial, member: int | None) -> str:
+        return trial.trial_id if member is None else f"{trial.trial_id}/{member}"
 
-    def result(self, trial, result: dict) -> None:
-        self._last[trial.trial_id] = result
+    def _units(self, trial) -> list[tuple[str, int | None]]:
+        """(id, member) of the trials `trial` stands for that have not ended."""
+        ended = self.__dict__.setdefault("_ended", set())  # absent in older pickles
+        if "stack" not in trial.config:
+            return [(trial.trial_id, None)]
+        return [(u, m) for m in range(len(trial.config["stack"]))
+                if (u := self._uid(trial, m)) not in ended]
+
+    def start(self, trial) -> None:
+        self.running.update(u for u, _ in self._units(trial))
+
+    def result(self, trial, result: dict) -> int:
+        """Count a result; returns how many trials it ended (a stack member that ended)."""
+        member = result.get("member")
+        uid = self._uid(trial, member)
+        if uid in self.__dict__.setdefault("_ended", set()):
+            return 0
+        self._last[uid] = result
         f = _finite(result.get("flops"))
         if f is not None:
-            fork = (trial.config.get("wsd") or {}).get("fork_step")
+            fork = (members(trial.config)[member or 0].get("wsd") or {}).get("fork_step")
             shared = self.__dict__.setdefault("_shared", {})  # absent in older pickles
+            if _finite(result.get("fork_flops")) is not None:
+                # The trainable read the trunk's FLOPs at the fork from the fork checkpoint:
+                # exact, where the re-reported rows only bound it from below.
+                shared[uid] = float(result["fork_flops"])
             if fork is not None and int(result.get("step") or 0) <= fork:
                 # A WSD branch first re-reports its trunk's rows: spent by the trunk, once.
-                shared[trial.trial_id] = max(f, shared.get(trial.trial_id, 0.0))
-                return
-            f -= shared.get(trial.trial_id, 0.0)
-            self.flops[trial.trial_id] = max(f, self.flops.get(trial.trial_id, 0.0))
+                shared[uid] = max(f, shared.get(uid, 0.0))
+                return 0
+            wall = _finite(result.get("wall_s"))
+            if wall is not None and wall > 0:  # the trial's own pace, trunk part included
+                self.__dict__.setdefault("rate", {})[uid] = (f, wall)
+            self.__dict__.setdefault("_variant_of", {})[uid] = self.variant(trial, member or 0)
+            f -= shared.get(uid, 0.0)
+            self.flops[uid] = max(f, self.flops.get(uid, 0.0))
+        if member is not None and result.get("status") in ("finished", "diverged", "failed"):
+            self._end(trial, uid, member, failed=False)
+            return 1
+        return 0
 
-    def end(self, trial, failed: bool) -> None:
-        self.running.discard(trial.trial_id)
-        last = self._last.get(trial.trial_id, {})
+    def end(self, trial, failed: bool) -> int:
+        """The Tune trial ended: every trial it stands for that is still open ends now."""
+        units = self._units(trial)
+        for uid, member in units:
+            self._end(trial, uid, member, failed)
+        return len(units)
+
+    def _end(self, trial, uid: str, member: int | None, failed: bool) -> None:
+        self.running.discard(uid)
+        if member is not None:
+            self._ended.add(uid)
+        last = self._last.get(uid, {})
         if failed or last.get("status") == "failed":
             self.failed += 1
             return
@@ -70,7 +115,7 @@ class SweepTally:
             return
         self.done += 1
         skill, loss = _finite(last.get("skill")), _finite(last.get("val_loss"))
-        v = self.variant(trial)
+        v = self.variant(trial, member or 0)
         have = self.best.get(v)
         if skill is not None:
             if have is None or have[0] != "skill" or skill > have[1]:
@@ -79,11 +124,43 @@ class SweepTally:
             self.best[v] = ("loss", loss)
 
     def retry(self, trial) -> None:
-        self.running.discard(trial.trial_id)
+        """An attempt crashed and Tune retries it (each member of a stack with it)."""
+        self.retried = self.__dict__.get("retried", 0) + 1
+        for uid, _ in self._units(trial):
+            self.running.discard(uid)
 
     @property
     def spent_flops(self) -> float:
         return float(sum(self.flops.values()))
+
+    def eta_s(self) -> float | None:
+        """Seconds left: each variant's planned FLOPs not yet spent, at the FLOPs per second
+        of wall its own trials have reached (families differ ~50× in that rate, so one
+        sweep-wide FLOP rate is wrong whenever the mix left differs from the mix done),
+        spread over the trials running at once. None until every variant with work left
+        has a measured pace."""
+        planned = self.__dict__.get("planned_by_variant") or {}
+        if not planned:
+            return None
+        spent: dict[str, float] = {}
+        pace: dict[str, list[float]] = {}
+        variant_of = self.__dict__.get("_variant_of", {})
+        for uid, f in self.flops.items():
+            v = variant_of.get(uid)
+            spent[v] = spent.get(v, 0.0) + f
+        for uid, (f, wall) in self.__dict__.get("rate", {}).items():
+            p = pace.setdefault(variant_of.get(uid), [0.0, 0.0])
+            p[0], p[1] = p[0] + f, p[1] + wall
+        seconds = 0.0
+        for v, flops in planned.items():
+            left = max(0.0, flops - spent.get(v, 0.0))
+            if left <= 0:
+                continue
+            f, wall = pace.get(v, (0.0, 0.0))
+            if f <= 0 or wall <= 0:
+                return None
+            seconds += left / (f / wall)
+        return seconds / max(1, len(self.running))
 
     def postfix(self) -> str:
         parts = [f"run {len(self.running)}", f"done {self.done}", f"failed {self.failed}"]
@@ -125,19 +202,19 @@ class ProgressBar(Callback):
         self._refresh()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        self.tally.result(trial, result)
+        ended = self.tally.result(trial, result)
+        if ended:
+            self._refresh(ended)
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         self.tally.retry(trial)
         self._refresh()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self.tally.end(trial, failed=False)
-        self._refresh(1)
+        self._refresh(self.tally.end(trial, failed=False))
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.tally.end(trial, failed=True)
-        self._refresh(1)
+        self._refresh(self.tally.end(trial, failed=True))
 
     def on_experiment_end(self, trials, **info):
         if self._bar is not None:

@@ -57,7 +57,10 @@ def statuses(store, sweep: str) -> dict[str, str]:
 def unfinished(store, spec, plan, results) -> list[str]:
     """Keys this run should have ended (the trials it started, and the planned trials with
     fixed hyperparameters) whose latest status in the store is not terminal, sorted."""
-    expected = {r.config["key"] for r in results if r.config and "key" in r.config}
+    from equisweep.sweep.stacking import members
+
+    expected = {m["key"] for r in results if r.config
+                for m in members(r.config) if "key" in m}
     cells = {c.key: c for c in spec.cells()}
     for slot in plan.slots:
         if slot.hparams is not None:

@@ -14,6 +14,11 @@ from scratch, as the standalone run its config describes). Until then `suggest` 
 None, which tells Tune "nothing now, ask again later" — trunks are never held back by their
 branches, and branches run beside their trunk on whatever trial slots are free. Ready
 branches go before new trunks: they are short and release their fork checkpoints.
+
+Stacks (`sweep.stacking`): slots the plan groups into one stack are handed out together as
+one Tune trial (`{"stack": [payload, ...]}`); an Optuna cell is asked once per member
+before any member is told, and each member's final result, reported while its stack may
+still run, tells that member's own Optuna trial (`on_trial_result`).
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ from ray.tune.search import Searcher
 
 from equisweep.sweep import faults
 from equisweep.sweep.plan import Slot
+from equisweep.sweep.stacking import stack_payload
 
 _POLL_S = 1.0  # how often pending branches look for their fork checkpoints
+_ENDS = ("finished", "diverged", "failed")
 _DRAWS = 200  # draws of a study that repeat done keys before its space counts as used up
 log = logging.getLogger(__name__)
 
@@ -35,7 +42,7 @@ log = logging.getLogger(__name__)
 class CellSearcher(Searcher):
     def __init__(self, spec, slots: list[Slot], prior: dict[str, list[tuple[dict, float]]],
                  data_dir: str | None = None, objective: str = "val_loss", forks=None,
-                 done_keys=()):
+                 done_keys=(), stacks: list[list[int]] | None = None):
         super().__init__(metric=None, mode=None)
         self.spec = spec
         self.slots = list(slots)
@@ -45,6 +52,12 @@ class CellSearcher(Searcher):
         self.forks = forks  # ForkStore of this sweep (WSD)
         self.taken: set[int] = set()
         self.live: dict[str, tuple[str, int | None]] = {}  # trial_id -> (study, optuna number)
+        # A stack's trial_id -> (study, optuna number) per member; None once told.
+        self.stack_live: dict[str, list[tuple[str, int | None] | None]] = {}
+        # A stack's trial_id -> (role, share, key) per member under WSD; None once ended.
+        self.stack_roles: dict[str, list[tuple[str, str, str] | None]] = {}
+        self.stack_of = {i: group for group in (stacks or []) for i in group
+                         if len(group) > 1}  # slot -> the slots of its stack
         self.roles: dict[str, tuple[str, str, str]] = {}  # trial_id -> (role, share, key)
         self.share_hparams: dict[str, dict] = {}
         self.share_trunk: dict[str, str] = {}  # share -> trunk trial key, once suggested
@@ -115,14 +128,62 @@ class CellSearcher(Searcher):
             i = self._pick()
             if i is None:
                 return None  # only branches left, waiting for their forks: Tune asks again
-            payload = self._suggest_slot(trial_id, i)
+            if i in self.stack_of:
+                payload = self._suggest_stack(trial_id, self.stack_of[i])
+            else:
+                payload = self._suggest_slot(trial_id, i)
             if payload is not None:
                 return payload
         return Searcher.FINISHED
 
+    def _suggest_stack(self, trial_id: str, group: list[int]):
+        """The stack of the slots `group` still pending (their Optuna draws all asked before
+        any is told), or None when every one of them was dropped. A stack left with one
+        member runs as that lone trial."""
+        parts = [got for j in group if j not in self.taken
+                 if (got := self._member(j)) is not None]
+        if not parts:
+            return None
+        roles = [self._with_wsd(payload, slot) if slot.role else None
+                 for payload, slot, _ in parts]
+        if len(parts) == 1:
+            payload, slot, number = parts[0]
+            if slot.role in ("trunk", None) or number is not None:
+                self.live[trial_id] = (slot.study or slot.cell_key, number)
+            if roles[0]:
+                self.roles[trial_id] = roles[0]
+            return payload
+        self.stack_live[trial_id] = [(slot.study or slot.cell_key, number)
+                                     for _, slot, number in parts]
+        if any(roles):
+            self.stack_roles[trial_id] = roles
+        return stack_payload([payload for payload, _, _ in parts])
+
     def _suggest_slot(self, trial_id: str, i: int):
         """The trial of slot `i`, or None when it would repeat a key that finished or was
         handed out: then the slot (under WSD its whole share) is dropped."""
+        got = self._member(i)
+        if got is None:
+            return None
+        payload, slot, number = got
+        if slot.role in ("trunk", None) or number is not None:
+            self.live[trial_id] = (slot.study or slot.cell_key, number)
+        if slot.role:
+            self.roles[trial_id] = self._with_wsd(payload, slot)
+        return payload
+
+    def _with_wsd(self, payload: dict, slot: Slot) -> tuple[str, str, str]:
+        """Add a WSD slot's role and fork store to its payload; its (role, share, key)."""
+        key = payload["key"]
+        payload["wsd"] = self._wsd_payload(slot, key)
+        payload["fork_store"] = (self.forks.store_uri, self.forks.sweep) if self.forks \
+            else None
+        return slot.role, slot.share, key
+
+    def _member(self, i: int) -> tuple[dict, Slot, int | None] | None:
+        """Take slot `i`: its trial payload, the slot, and its Optuna trial number (None
+        for fixed hparams); None when it would repeat a key that finished or was handed
+        out: then the slot (under WSD its whole share) is dropped."""
         self.taken.add(i)
         slot = self.slots[i]
         cell = self._cells()[slot.cell_key]
@@ -144,15 +205,7 @@ class CellSearcher(Searcher):
         self.used.add(config.key)
         if slot.share:
             self.share_hparams.setdefault(slot.share, dict(config.hparams))
-        if slot.role in ("trunk", None) or number is not None:
-            self.live[trial_id] = (slot.study or slot.cell_key, number)
-        payload = trial_payload(config, self.data_dir)
-        if slot.role:
-            payload["wsd"] = self._wsd_payload(slot, config.key)
-            payload["fork_store"] = (self.forks.store_uri, self.forks.sweep) if self.forks \
-                else None
-            self.roles[trial_id] = (slot.role, slot.share, config.key)
-        return payload
+        return trial_payload(config, self.data_dir), slot, number
 
     def _ask(self, study, slot: Slot, cell) -> tuple[int | None, dict | None]:
         """A draw of `study` none of whose trial keys (under WSD: every length of its share)
@@ -202,7 +255,32 @@ class CellSearcher(Searcher):
         return {"role": "standalone", "trunk": None, "fork_step": None}
 
     # ---- results --------------------------------------------------------------------------
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        """A stack member's final row tells its own Optuna trial, while its mates train on."""
+        member = result.get("member")
+        if member is None or result.get("status") not in _ENDS:
+            return
+        roles = self.stack_roles.get(trial_id)
+        if roles and roles[int(member)] is not None:
+            # A stacked trunk that ended: its branches that have no fork start alone.
+            role, share, _ = roles[int(member)]
+            roles[int(member)] = None
+            if role == "trunk":
+                self.trunk_ended.add(share)
+        told = self.stack_live.get(trial_id)
+        if told is None:
+            return
+        entry, told[int(member)] = told[int(member)], None
+        if entry is not None:
+            self._tell(*entry, result, error=False)
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        for role in self.stack_roles.pop(trial_id, None) or []:
+            if role is not None and role[0] == "trunk":
+                self.trunk_ended.add(role[1])
+        for entry in self.stack_live.pop(trial_id, None) or []:
+            if entry is not None:  # a member whose end never came: the stack failed
+                self._tell(*entry, None, error=True)
         role, share, key = self.roles.pop(trial_id, (None, None, None))
         if role == "trunk":
             self.trunk_ended.add(share)
@@ -210,10 +288,15 @@ class CellSearcher(Searcher):
         if role in ("branch", "forked") and ok_status and self.forks is not None:
             self.forks.delete(key)  # its last user is done; a failed one keeps it for a retry
         study_key, number = self.live.pop(trial_id, (None, None))
+        self._tell(study_key, number, result, error)
+
+    def _tell(self, study_key: str | None, number: int | None, result: dict | None,
+              error: bool) -> None:
         if number is None:
             return
         import optuna
 
+        ok_status = bool(result) and result.get("status") == "finished" and not error
         study = self._study(study_key, self._study_cell(study_key))
         value = None if (error or not result) else result.get(self.objective)
         if value is not None and value == value and ok_status:

@@ -73,12 +73,65 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, quiet: b
         finally:
             os.environ.pop(watchdog.MARKER, None)  # not for the driver's other children
     else:
+        if is_gcs_address(address):
+            check_this_machine_is_a_node(address)
         try:
             ray.init(address=address, **kwargs)
         except (ConnectionError, ValueError) as exc:
             msg = " ".join(str(exc).split())[:300]
             raise UserError(f"--address {address}: cannot reach a Ray cluster ({msg})") from None
     return ray.get_runtime_context()
+
+
+def is_gcs_address(address: str | None) -> bool:
+    """A bare HOST:PORT: the cluster's GCS, joined as a driver on one of its nodes."""
+    return bool(address) and address not in ("local", "auto") and "://" not in address
+
+
+def check_this_machine_is_a_node(address: str, local_ips: set[str] | None = None,
+                                 timeout_s: float = 5.0) -> None:
+    """Refuse HOST:PORT from a machine that runs no node of that cluster, in seconds.
+
+    A driver that joins by GCS address attaches to a raylet on its own machine, which Ray
+    finds among the cluster's nodes by this machine's node IP. From elsewhere `ray.init` waits
+    60 s and fails, or (no Ray session folder here) dies in a native stack trace. Outside
+    the cluster, a sweep goes through the job API (`submit`) or Ray Client (`ray://`).
+    """
+    import socket
+
+    host, _, port = address.rpartition(":")
+    what = f"--address {address}"
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{what}: cannot reach a Ray cluster there ({exc})") from None
+    from ray._raylet import GcsClient
+    from ray.exceptions import AuthenticationError
+
+    try:
+        nodes = GcsClient(address=address).get_all_node_info(timeout=timeout_s)
+    except AuthenticationError:
+        raise UserError(f"{what}: the cluster uses token auth and this machine has no token "
+                        "for it (set RAY_AUTH_TOKEN or ~/.ray/auth_token)") from None
+    except Exception:  # an old or odd GCS: leave the verdict to ray.init
+        return
+    alive = {n.node_manager_address for n in nodes.values() if n.state == 0}  # 0: ALIVE
+    if not alive or alive & (local_ips if local_ips is not None else _local_ips()):
+        return  # (no node up yet: a cluster still starting is ray.init's to wait for)
+    head = host.strip("[]")
+    raise UserError(f"{what}: this machine is not a node of that cluster (its nodes: "
+                    f"{', '.join(sorted(alive))}); from outside, use "
+                    f"`equisweep submit SWEEP --address http://{head}:8265` or "
+                    f"`--address ray://{head}:10001`")
+
+
+def _local_ips() -> set[str]:
+    # The address Ray itself matches against the cluster's nodes to find this machine's
+    # raylet (RAY_NODE_IP_ADDRESS overrides it, as it does for Ray).
+    import ray.util
+
+    return {os.environ.get("RAY_NODE_IP_ADDRESS") or ray.util.get_node_ip_address()}
 
 
 def dashboard_url() -> str | None:

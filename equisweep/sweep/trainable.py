@@ -36,7 +36,12 @@ def _is_oom(exc: BaseException) -> bool:
 def run(config: dict, prior: str | None = None, stored: dict | None = None) -> None:
     """`prior`: the sweep's Tune folder, where an earlier run may have left this trial's
     checkpoints (`prior_checkpoints`): a rebuilt run continues from the newest whose step's
-    row the store holds (`stored`: key -> largest stored step, `reconcile.held`)."""
+    row the store holds (`stored`: key -> largest stored step, `reconcile.held`).
+    A stack of trials (`config["stack"]`, `sweep.stacking`) runs in `run_stack`."""
+    if config.get("stack"):
+        from equisweep.sweep.stack_trainable import run_stack
+
+        return run_stack(config, prior=prior, stored=stored)
     key = config["key"]
     # Ray shows trial actors as `ImplicitFunc` (one actor serves several trials): this line
     # makes a trial findable by name in its worker's log (dashboard: Actors/Logs views).
@@ -51,8 +56,11 @@ def run(config: dict, prior: str | None = None, stored: dict | None = None) -> N
         restore = prior_checkpoints.fetch_latest(prior, key, (stored or {}).get(key))
     workdir = tempfile.mkdtemp(prefix=f"equisweep-{key}-")
     fault = faults.planned_fault(key, config.get("fault"))
+    shared = {}  # a branch started from its fork: the trunk's FLOPs up to it, exactly
     if restore is None and wsd.get("role") == "branch" and forks is not None:
-        restore = _start_from_fork(forks, key, int(wsd["fork_step"]))
+        restore, fork_flops = _start_from_fork(forks, key, int(wsd["fork_step"]))
+        if fork_flops is not None:
+            shared = {"fork_flops": fork_flops}
     # A trunk publishes a fork checkpoint for each of its branches (step -> branch keys).
     fork_keys: dict[int, list[str]] = {}
     for step, branch in wsd.get("forks") or []:
@@ -72,7 +80,7 @@ def run(config: dict, prior: str | None = None, stored: dict | None = None) -> N
                     forks.put(branch, emit.checkpoint_dir, trunk=key, step=emit.fork_step)
                 shutil.rmtree(emit.checkpoint_dir, ignore_errors=True)
                 continue
-            row = emit.row
+            row = dict(emit.row, **shared)  # not a stored column: the driver's tally reads it
             last = row
             if fault and row["step"] >= fault[1]:
                 kind, _, marker_dir = fault
@@ -111,21 +119,26 @@ def run(config: dict, prior: str | None = None, stored: dict | None = None) -> N
             shutil.rmtree(restore, ignore_errors=True)
 
 
-def _start_from_fork(forks: ForkStore, key: str, fork_step: int) -> str | None:
+def _start_from_fork(forks: ForkStore, key: str, fork_step: int) -> tuple[str | None,
+                                                                          float | None]:
     """Fetch a WSD branch's fork checkpoint and report the trunk's rows up to the fork under
     this branch's key: its stored curve is then the whole curve of its standalone run.
-    Returns the folder to restore from (None: no usable fork, train from the first step)."""
+    Returns the folder to restore from (None: no usable fork, train from the first step) and
+    the trunk's cumulative training FLOPs at the fork (what the branch's rows repeat: the
+    driver counts them once, exactly even when no row falls on the fork step)."""
     from equisweep.train import load_checkpoint
 
     local = tempfile.mkdtemp(prefix=f"equisweep-fork-{key}-")
     info = forks.fetch(key, local)
     if info is None or int(info["step"]) != fork_step:
         shutil.rmtree(local, ignore_errors=True)
-        return None
-    for row in load_checkpoint(local).get("rows") or []:
+        return None, None
+    state = load_checkpoint(local)
+    for row in state.get("rows") or []:
         if int(row["step"]) <= fork_step:
             tune.report(_clean(row))
-    return local
+    flops = state.get("flops")
+    return local, (float(flops) if flops is not None else None)
 
 
 def _clean(row: dict) -> dict:
@@ -135,4 +148,20 @@ def _clean(row: dict) -> dict:
         out[k] = math.nan if v is None else v
     out.setdefault("status", "running")
     out.setdefault("error", "")
+    out.setdefault("node_id", _node_id())  # the store callback records it beside the host
     return out
+
+
+def _node_id() -> str:
+    global _NODE_ID
+    if _NODE_ID is None:
+        try:
+            import ray
+
+            _NODE_ID = ray.get_runtime_context().get_node_id() or ""
+        except Exception:  # noqa: BLE001 - outside a Ray worker (tests): no node id
+            _NODE_ID = ""
+    return _NODE_ID
+
+
+_NODE_ID: str | None = None

@@ -7,19 +7,24 @@ exactly the same ones (paired comparisons).
 
 Which windows:
 
-- **test**: every `TEST_STRIDE`-th window (3) of every trajectory, at a phase rotating with
-  the trajectory (trajectory i keeps windows w with w % 3 == i % 3), a third of the cost of
-  every window. Measured (bench/task/bench_stride.py, bench/BENCHMARKS.md "Thinning the
-  test windows"): window losses of one trajectory are strongly correlated (lag-1
-  correlation 0.79–0.88 on the CPU study's task, delta 8, 23 windows; 0.66–0.77 at delta
-  4), so thinning costs little precision. With 512 test trajectories of the CPU study's task
-  the clustered SE at rotated stride 3 is 1.01–1.07× the every-window SE (two trained
-  transformers and constant velocity) and the loss moves ≤ 0.4%; on a delta-4 set of 256
-  trajectories 1.01–1.12× and ≤ 1.1%. The phase must rotate: a fixed phase biases the loss
-  (every trajectory is thrown the same way, so window positions are not exchangeable: −2
-  to −3% at stride 3, −9% at stride 6). At delta 1 with short trajectories thinning costs
-  more (issue 9: constant velocity's rse 3.3% → 5.3% at stride 2, fixed phase): re-measure
-  before a study at a small delta.
+- **test**: every `TEST_STRIDE`-th window (8) of every trajectory, at a phase rotating with
+  the trajectory (trajectory i keeps windows w with w % 8 == i % 8; the stride is capped at
+  the windows per trajectory, so every trajectory keeps at least one). Measured
+  (bench/task/bench_stride.py, bench/BENCHMARKS.md "Thinning the test windows" and "Cheap
+  evaluation"): window losses of one trajectory are strongly correlated (lag-1/2/4
+  correlation 0.88/0.69/0.30 on the CPU study's task, delta 8, 23 windows), so thinning
+  costs little precision. On 512 test trajectories of that task the clustered SE of two
+  trained transformers at rotated stride 8 is 1.06–1.09× their every-window SE (stride 3:
+  1.01–1.02×, stride 6: 1.07–1.08×, stride 12: 1.5×), the loss within 0.7%; constant
+  velocity, less correlated (0.79 at lag 1), loses more (1.47× at stride 8; its relative SE
+  stays below the models'). Cost: at the study's largest size (GATr 8×2, 2,000 steps, 2048
+  test trajectories) the test evaluation is 9.2% of the training wall at stride 8 (12.5% at
+  6, 25% at 3; bench/task/bench_eval_share.py), with batches ordered by scene size (below).
+  The phase must rotate: a fixed phase biases the loss (every trajectory is thrown the same
+  way, so window positions are not exchangeable: −2 to −3% at stride 3, −11 to −15% at
+  stride 8). At delta 1 with short trajectories thinning costs more (issue 9: constant
+  velocity's rse 3.3% → 5.3% at stride 2, fixed phase): re-measure before a study at a
+  small delta.
 - **val** (every `eval_every` steps): every `VAL_STRIDE`-th window (2: val is evaluated
   often, and at stride 2 windows are nearly independent, so precision per window evaluated
   is about the same as at stride 1) of the first k trajectories of the val split, k chosen
@@ -31,7 +36,13 @@ Which windows:
   `MODEL_TAIL_FACTOR` = 1.6, bench/BENCHMARKS.md). Cluster SEs scale as 1/sqrt(clusters),
   so k = K·(1.6·rse_cv / 5%)², at least `MIN_VAL_TRAJECTORIES`, at most all K (then the
   target is not reached: add val trajectories). Every row stores `val_loss_se`, so the
-  target can be checked on the trained models themselves.
+  target can be checked on the trained models themselves. Cost: at the study's largest
+  size its four evaluations of a 2,000-step trial (57 of the 64 val trajectories) are 4% of
+  the training wall (bench_eval_share.py), so val is left as it is.
+
+Evaluation batches hold windows of similar scene size (ordered by token count, stably), so
+a batch pads little; losses come back in set order. All members of a stack are evaluated
+in one pass (`evaluate_members`).
 
 The loss of a set of windows is token-weighted, as in training: per window i, l_i is the mean
 squared error per coordinate over its n_i vertex tokens, and the set's loss is
@@ -55,7 +66,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-TEST_STRIDE = 3
+TEST_STRIDE = 8
 VAL_STRIDE = 2
 VAL_TARGET_RSE = 0.05
 MODEL_TAIL_FACTOR = 1.6  # trained models' relative SE / constant velocity's, measured
@@ -117,13 +128,14 @@ class WindowSet:
         return int(np.unique(self.trajectory).size)
 
     def batches(self, dataset, batch_size: int) -> Iterator[tuple[dict, np.ndarray]]:
-        """(collated batch, trajectory id of each of its windows), in set order."""
-        from equisweep.task.dataset import collate
-
+        """(collated batch, positions in the set of its windows): windows ordered by their
+        scene's token count (stably, so set order within one count), so a batch pads
+        little (scenes of 3-5 bodies padded to the batch's largest wasted a fifth of a
+        trajectory-major batch's work, more of attention's)."""
+        order = np.argsort(dataset.scene_tokens()[self.trajectory], kind="stable")
         for lo in range(0, len(self), batch_size):
-            traj = self.trajectory[lo:lo + batch_size]
-            start = self.start[lo:lo + batch_size]
-            yield collate([dataset.sample(int(i), int(s)) for i, s in zip(traj, start)]), traj
+            pos = order[lo:lo + batch_size]
+            yield dataset.batch(self.trajectory[pos], self.start[pos]), pos
 
 
 def window_set(dataset, stride: int, trajectories: int | None = None,
@@ -152,9 +164,10 @@ def per_window_losses(predict: Callable[[dict], object], windows: WindowSet, dat
     """
     import torch
 
-    losses, tokens, traj_ids = [], [], []
+    losses, tokens, where = [], [], []
+    # no_grad, not inference_mode: cached algebra tables (pga) must stay usable by autograd.
     with torch.no_grad():
-        for batch, traj in windows.batches(dataset, batch_size):
+        for batch, pos in windows.batches(dataset, batch_size):
             if device is not None:
                 batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             if on_batch is not None:
@@ -165,10 +178,12 @@ def per_window_losses(predict: Callable[[dict], object], windows: WindowSet, dat
             n = batch["mask"].sum(dim=1).to(torch.float64)
             losses.append((err.double() / (3 * n).clamp_min(1)).cpu().numpy())
             tokens.append(n.cpu().numpy())
-            traj_ids.append(traj)
+            where.append(pos)
     if not losses:
         return np.zeros(0), np.zeros(0), np.zeros(0, np.int64)
-    return np.concatenate(losses, -1), np.concatenate(tokens), np.concatenate(traj_ids)
+    back = np.argsort(np.concatenate(where))  # batches ran by length; give set order
+    return (np.concatenate(losses, -1)[..., back], np.concatenate(tokens)[back],
+            windows.trajectory.copy())
 
 
 def evaluate(predict, windows: WindowSet, dataset, batch_size: int = EVAL_BATCH, device=None,
@@ -204,7 +219,7 @@ def val_trajectories_for(estimate: Estimate, target_rse: float = VAL_TARGET_RSE,
 def eval_windows(dataset) -> WindowSet:
     """The fixed window set of a val or test split (see the module docstring)."""
     if dataset.split == "test":
-        return window_set(dataset, TEST_STRIDE, rotate=True)
+        return window_set(dataset, max(1, min(TEST_STRIDE, dataset.windows)), rotate=True)
     if dataset.split != "val":
         raise ValueError(f"evaluation windows are for val and test, not {dataset.split!r}")
     from equisweep.task.baselines import constant_velocity

@@ -68,8 +68,8 @@ class WindowSampler:
         return per_scene[order].reshape(steps, batch_size).max(axis=1)
 
     def batch(self, step: int, batch_size: int) -> dict:
-        return collate([self.dataset.sample(i, start) for i, start in
-                        self._draws(step, batch_size)])
+        idx, starts = zip(*self._draws(step, batch_size))
+        return self.dataset.batch(idx, starts)
 
 
 def train_split(config: dict, path) -> RigidBodyDataset:

@@ -19,7 +19,6 @@ from collections import OrderedDict
 
 import torch
 from torch.func import functional_call, vmap
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from equisweep.models import build_model
 
@@ -60,10 +59,7 @@ class StackedModel:
         return functional_call(self.base, (params, self.buffers), (batch,))
 
     def __call__(self, batch: dict) -> torch.Tensor:
-        # The math attention kernel: the fused CPU one has no gradient for a mask that
-        # depends on (stacked) parameters, as the learned same-body bias does.
-        with sdpa_kernel(SDPBackend.MATH):
-            return vmap(self._one, in_dims=(0, None))(self.params(), batch)
+        return vmap(self._one, in_dims=(0, None))(self.params(), batch)
 
     def train(self, mode: bool = True) -> StackedModel:
         self.base.train(mode)

@@ -157,8 +157,9 @@ def test_load_sweep_val_loss_fallback_and_unfinished_dropped():
 
 
 def test_load_sweep_nothing_finished():
-    with pytest.raises(UserError, match="nothing to analyse: no finished trial with a finite "
-                                        "loss among its 2: 1 failed, 1 running"):
+    # One line that says why: how many trials, and in which states.
+    with pytest.raises(UserError, match=r"nothing to analyse: no finished trial with a "
+                                        r"finite loss among its 2: 1 failed, 1 running"):
         load_sweep(FakeStore(final_rows(status=["running", "failed"])), "s")
 
 

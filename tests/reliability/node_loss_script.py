@@ -11,7 +11,9 @@ that the killer opens only after Ray has declared the removed node dead. So the 
 still running while the node dies, and it cannot finish (and shut Ray down) while the
 killer still talks to Ray; the driver joins the killer before it shuts Ray down.
 
-usage: python -m tests.reliability.node_loss_script STORE PORT
+usage: python -m tests.reliability.node_loss_script STORE PORT [STACK]
+(STACK: the sweep's `training.stack`; its stacks are Tune trials named after their first
+member, so the killer finds them like lone trials.)
 """
 
 from __future__ import annotations
@@ -34,9 +36,11 @@ TRAINABLE = "ImplicitFunc"  # the actor class Ray Tune runs function trainables 
 DEAD_WITHIN_S = 120  # how long Ray may take to declare a removed node dead
 
 
-def sweep(store: str) -> dict:
+def sweep(store: str, stack=None) -> dict:
     d = reliability_sweep("nodeloss", samples=2)
     d["families"] = {"gatr": d["families"]["gatr"]}
+    if stack is not None:
+        d["training"] = dict(d["training"], stack=stack)
     # Until Ray declares the lost node dead (~15 s of failed health checks) a retry may be
     # placed on it again; each such attempt costs a retry.
     d.update(resources={"cpu": 1, "gpu": 0.5}, max_concurrent=2, retries=4, store=store)
@@ -94,7 +98,7 @@ def kill_a_busy_node(cluster: Cluster, workers: list, store: Path, keys: list[st
         gate.touch()  # let the surviving trials go on, whatever happened
 
 
-def main(store: str, port: int) -> int:
+def main(store: str, port: int, stack=None) -> int:
     cluster = Cluster(initialize_head=True, connect=True,
                       head_node_args={"num_cpus": 0, "gcs_server_port": port,
                                       "include_dashboard": False})
@@ -104,7 +108,7 @@ def main(store: str, port: int) -> int:
         cluster.wait_for_nodes()
         report["nodes_before"] = sum(1 for n in ray.nodes() if n["Alive"])
         report["gpus_declared"] = ray.cluster_resources().get("GPU", 0)
-        spec = parse_spec(sweep(store), source="nodeloss.yaml")
+        spec = parse_spec(sweep(store, stack), source="nodeloss.yaml")
         keys = [t.key for t in spec.trials()]
         faults = Path(store).parent / "faults"
         gate = faults / "gate-open"
@@ -130,4 +134,4 @@ def main(store: str, port: int) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], int(sys.argv[2])))
+    sys.exit(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) if sys.argv[3:] else None))

@@ -147,3 +147,53 @@ def test_readers_work_beside_a_live_driver(head_cluster, tmp_path):
         assert driver.proc.poll() is None
     finally:
         driver.kill()
+
+
+
+_CHECK = """
+import sys, time
+from equisweep.errors import UserError
+from equisweep.sweep.session import check_this_machine_is_a_node, prepare
+address, ips = sys.argv[1], sys.argv[2:]
+prepare(address)  # as `run` does: auth set up before Ray is imported
+if ips:  # the head's node must have registered with its GCS (it may lag under load)
+    from ray._raylet import GcsClient
+    deadline = time.monotonic() + 60
+    while not any(n.state == 0 for n in GcsClient(address=address).get_all_node_info(
+            timeout=5).values()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+started = time.monotonic()
+try:
+    check_this_machine_is_a_node(address, local_ips=set(ips) if ips else None)
+except UserError as err:
+    print(f"refused in {time.monotonic() - started:.1f} s: {err}")
+else:
+    print("joins")
+"""
+
+
+@pytest.mark.parametrize("seen_from", ["this machine", "elsewhere", "a wrong port"])
+def test_a_gcs_address_from_outside_the_cluster_is_refused_in_seconds(head_cluster, seen_from):
+    """`run --address HOST:6379` joins as a driver on a node of the cluster; from a machine
+    that is not one, Ray waits 60 s and fails or crashes natively. The real head's GCS is
+    asked for its nodes: from this machine the check passes; seen from a machine with other
+    addresses it is one line naming `submit` and `ray://`; a port with no GCS, one line."""
+    address, _ = head_cluster
+    host, port = address.rsplit(":", 1)
+    args = {"this machine": [address], "elsewhere": [address, "198.51.100.7"],
+            "a wrong port": [f"{host}:{int(port) - 1}"]}[seen_from]
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
+    out = subprocess.run([sys.executable, "-c", _CHECK, *args], capture_output=True,
+                         text=True, env=env, timeout=120).stdout.strip().splitlines()
+    if seen_from == "this machine":
+        assert out == ["joins"]
+        return
+    (line,) = out
+    assert line.startswith("refused in ")
+    assert float(line.split()[2]) < 5, line
+    if seen_from == "elsewhere":
+        assert "not a node of that cluster" in line
+        assert f"equisweep submit SWEEP --address http://{host}:8265" in line
+        assert f"ray://{host}:10001" in line
+    else:
+        assert "cannot reach a Ray cluster there" in line

@@ -9,7 +9,9 @@ trial key, at the first reported step >= N.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
+from itertools import groupby
 
 import pytest
 
@@ -50,12 +52,22 @@ def test_crashed_trial_resumes_from_checkpoint_and_loses_nothing(
 
     # The fault really fired in every trial (the marker is written just before it).
     assert {p.name for p in markers.iterdir()} == set(trials)
-    # Each trial's history: a failed first attempt, then a finished retry.
+    # Each trial's history: attempt 1 runs and crashes (`retrying`, with the cause from
+    # Tune's own traceback, not a placeholder), attempt 2 runs and finishes; the summary
+    # counts the retries.
     history = raw_rows(store_path, "trials")
     for key in trials:
-        statuses = [(r["attempt"], r["status"]) for r in history if r["key"] == key]
-        assert any(s == "failed" for _, s in statuses), (key, statuses)
-        assert statuses[-1][1] == "finished" and statuses[-1][0] == 2, (key, statuses)
+        mine = [r for r in history if r["key"] == key]
+        # (An attempt's `running` row is written at its start and again, with its node, at
+        # its first report.)
+        assert [k for k, _ in groupby((r["attempt"], r["status"]) for r in mine)] == [
+            (1, "running"), (1, "retrying"), (2, "running"), (2, "finished")], (key, mine)
+        crashed = [r for r in mine if r["status"] == "retrying"]
+        assert crashed[0]["error"] and crashed[0]["error"] != "trial process failed", crashed
+        placed = [r for r in mine if r["node"]]  # every row after the attempt's first report
+        assert all(re.fullmatch(r".+ \([0-9a-f]{12}\)", r["node"]) for r in placed), mine
+        assert {r["status"] for r in placed} == {"running", "retrying", "finished"}, mine
+    assert summary["retried"] == len(trials)
     final = {t["key"]: t for t in store.trials(sweep=spec.name).to_pylist()}
     assert {k: t["status"] for k, t in final.items()} == dict.fromkeys(trials, "finished")
 

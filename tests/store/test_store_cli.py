@@ -10,8 +10,9 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
-from storehelp import metric
+from storehelp import metric, trial
 
+from equisweep.store import open_store
 from equisweep.store.where import compile_where
 
 
@@ -221,3 +222,88 @@ def test_cli_modules_import_no_pyarrow():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_status_trials_lists_the_trials_in_flight(filled, run_cli, tmp_path):
+    """--trials: one line per running trial with node, attempt, step of steps and the latest
+    val loss with its SE; the same trials read `interrupted` once their driver is gone."""
+    import os
+    import socket
+
+    from equisweep.store.heartbeat import write_beat
+
+    with filled.writer("alpha") as w:
+        w.add_metrics([metric("c", 2, val_loss=0.25, val_loss_se=0.01),
+                       metric("c", 7)])  # latest step has no val loss: the step-2 one shows
+        w.add_trial(trial("c", family="transformer", steps=800, attempt=2, node="n7"))
+    uri = tmp_path / "results"
+    rc, out, err = run_cli("status", "alpha", "--store", uri, "--trials")
+    assert rc == 0, err
+    head, *lines = out.split("trials in flight (1):\n")[1].splitlines()
+    assert head.split()[:9] == ["TRIAL", "LR", "SEED", "STATE", "NODE", "ATTEMPT", "STEP",
+                                "VAL_LOSS", "FOR"]
+    (line,) = lines
+    assert line.startswith("transformer 8x2 d16 ")
+    assert "n7" in line and " 2 " in line and "7/800" in line and "0.25 ± 0.01" in line
+    assert "running" in line and line.rstrip().endswith(" c")
+    now = time.time()
+    write_beat(filled, "alpha", {"host": socket.gethostname(), "pid": os.getpid(),
+                                 "started_at": now - 10, "beat_at": now, "interval_s": 60,
+                                 "state": "ended"})
+    (row,) = json.loads(run_cli("status", "alpha", "--store", uri, "--trials", "--json")[1])
+    (t,) = row["in_flight"]
+    assert (t["key"], t["state"], t["step"], t["steps"], t["attempt"]) == \
+        ("c", "interrupted", 7, 800, 2)
+    rc, out, _ = run_cli("status", "beta", "--store", uri, "--trials")
+    assert rc == 0 and "no trial in flight" in out
+
+
+def test_status_trials_needs_a_name(filled, run_cli, tmp_path):
+    rc, out, err = run_cli("status", "--store", tmp_path / "results", "--trials")
+    assert rc == 2 and out == "" and "--trials needs a sweep NAME" in err
+
+
+def test_status_watch_waits_for_a_sweep_submitted_elsewhere(run_cli, tmp_path, monkeypatch):
+    """`submit` returns before the cluster's driver writes anything: `status --watch` waits
+    for the sweep (within --wait) instead of exiting 2, then follows it until its driver
+    ends; a sweep that never comes ends the wait with the usual one-line error."""
+    import threading
+
+    from equisweep.store import appear
+    from equisweep.store.heartbeat import write_beat
+
+    monkeypatch.setattr(appear, "POLL_S", 0.05)
+    uri = tmp_path / "results"
+    started = threading.Event()
+
+    def submit_elsewhere():
+        started.wait(5)
+        store = open_store(uri)
+        store.write_sweep_meta("late", {"name": "late", "planned_trials": 1})
+        time.sleep(0.3)  # metadata before the driver's first beat and trial row
+        with store.writer("late") as w:
+            w.add_trial(trial("a", status="finished"))
+        write_beat(store, "late", {"host": "elsewhere", "pid": 1, "started_at": time.time(),
+                                   "beat_at": time.time(), "interval_s": 60, "state": "ended"})
+
+    worker = threading.Thread(target=submit_elsewhere)
+    worker.start()
+    real_print = print
+
+    def say(*a, **k):  # the first line printed is the "waiting" one: let the sweep appear
+        real_print(*a, **k)
+        started.set()
+
+    monkeypatch.setattr("builtins.print", say)
+    try:
+        rc, out, err = run_cli("status", "late", "--store", uri, "--watch", "--interval",
+                               "0.05", "--wait", "30")
+    finally:
+        monkeypatch.setattr("builtins.print", real_print)
+        worker.join()
+    assert rc == 0, err
+    assert out.startswith("waiting up to 30 s for sweep late to appear")
+    assert out.rstrip().splitlines()[-1].startswith("(as of ")
+    assert "ended" in out.split("(as of ")[-2]  # the last frame shows the ended driver
+    rc, out, err = run_cli("status", "never", "--store", uri, "--watch", "--wait", "0.2")
+    assert rc == 2 and "no sweep 'never'" in err

@@ -46,3 +46,39 @@ def test_without_a_log_nothing_is_diverted(capsys):
 
 def test_remote_stores_log_locally():
     assert "://" not in str(log_path("s3://bucket/prefix", "sw"))
+
+
+def test_a_remote_stores_log_is_copied_into_its_logs_folder(tmp_path):
+    """A log cannot be appended to an object, so it is written locally and copied whole to
+    `<store>/_logs/` while the sweep runs and once after its last line (moto's S3 server)."""
+    import time
+
+    import boto3
+
+    from equisweep.sweep.console import log_mirror
+    from tests.reliability.s3 import moto_s3
+
+    with moto_s3("logs-bucket"):
+        store = "s3://logs-bucket/study"
+        path = tmp_path / "local.log"
+        mirror = log_mirror(store, path)
+        assert mirror == "s3://logs-bucket/study/_logs/local.log"
+        assert log_mirror(str(tmp_path / "store"), path) is None  # local: already there
+        s3 = boto3.client("s3")
+
+        def copied() -> str:
+            try:
+                body = s3.get_object(Bucket="logs-bucket", Key="study/_logs/local.log")["Body"]
+            except s3.exceptions.NoSuchKey:
+                return ""
+            return body.read().decode()
+
+        with QuietConsole(path, mirror=mirror, mirror_every_s=0.05) as console:
+            logging.getLogger("ray.tune").warning("first line")
+            deadline = time.monotonic() + 30
+            while "first line" not in copied():  # copied while the run goes on
+                assert time.monotonic() < deadline, "the log was not copied while running"
+                time.sleep(0.05)
+            console.note("last line")
+        assert copied() == path.read_text()
+        assert copied().rstrip().endswith("last line")

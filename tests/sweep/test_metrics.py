@@ -49,3 +49,41 @@ def test_sweep_metrics_are_exported(ray_session):
     best = [ln for ln in text.splitlines() if ln.startswith("ray_equisweep_best_val_loss{")
             and 'variant="gatr"' in ln and 'sweep="metricsweep"' in ln]
     assert best and float(best[0].rsplit(" ", 1)[1]) == 0.5
+
+
+def test_a_branch_without_a_row_on_its_fork_step_counts_its_trunk_once():
+    """Issue 20: the flops_spent gauge read 6.79e11 against a 5.98e11 plan, because a branch
+    whose rows do not fall on its fork step counted the trunk's steps between its last
+    re-reported row and the fork again. The trainable now sends the trunk's FLOPs at the
+    fork (`fork_flops`, from the fork checkpoint): spent = trunk + the branch's own steps."""
+    tally = SweepTally(2)
+    per_step = 1e6
+    trunk = SimpleNamespace(trial_id="trunk", config={"key": "t", "wsd": {"role": "trunk"}})
+    branch = SimpleNamespace(trial_id="branch", config={
+        "key": "b", "wsd": {"role": "branch", "fork_step": 25}})
+    for step in (10, 20, 30, 40):  # rows every 10 steps; the fork at 25 falls between two
+        tally.result(trunk, {"step": step, "flops": step * per_step})
+    for step in (10, 20):  # the branch re-reports the trunk's rows up to its fork
+        tally.result(branch, {"step": step, "flops": step * per_step})
+    for step in (30, 32):  # then trains on from step 25 (a 32-step branch)
+        tally.result(branch, {"step": step, "flops": step * per_step,
+                              "fork_flops": 25 * per_step})
+    assert tally.spent_flops == (40 + (32 - 25)) * per_step
+
+
+def test_eta_follows_each_variants_own_pace():
+    """Issue 20: the ETA extrapolated one sweep-wide FLOP rate (7 s shown, 74 s left), while
+    families differ ~50x in FLOPs per second of wall. Each variant's FLOPs left go at its
+    own measured pace."""
+    tally = SweepTally(4, planned_by_variant={"gatr": 1e12, "transformer": 1e10})
+    gatr = SimpleNamespace(trial_id="g", config={"trial": {"family": "gatr"}})
+    tf = SimpleNamespace(trial_id="t", config={"trial": {"family": "transformer"}})
+    assert tally.eta_s() is None  # no pace measured yet
+    tally.start(gatr)
+    tally.start(tf)
+    tally.result(gatr, {"step": 10, "flops": 2e11, "wall_s": 20.0})  # 1e10 FLOP/s
+    assert tally.eta_s() is None  # transformer has work left and no pace
+    tally.result(tf, {"step": 10, "flops": 5e9, "wall_s": 25.0})  # 2e8 FLOP/s
+    # gatr: 8e11 left at 1e10/s = 80 s; transformer: 5e9 left at 2e8/s = 25 s; 2 at once.
+    assert tally.eta_s() == (80.0 + 25.0) / 2
+    # A single sweep-wide rate would say (8e11 + 5e9) / (2.05e11 / 45 s) / 2 = 88 s.

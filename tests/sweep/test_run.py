@@ -59,11 +59,35 @@ def test_tiny_sweep_end_to_end_then_resubmit(ray_session, write_sweep, tmp_path)
         assert f["skill"] == pytest.approx(1 - f["test_loss"] / cv["loss"])
         assert f["dataset"] == cv["dataset"] and f["eval_flops"] > 0
 
+    # TensorBoard (README): Tune's event files under <store>/_tune/<sweep>/, one run per
+    # trial, each with the trial's reported losses.
+    runs = sorted((tmp_path / "store" / "_tune" / "tiny").glob("*/events.out.tfevents.*"))
+    assert len(runs) == 4
+    for run in runs:
+        assert _event_steps(run)["ray/tune/val_loss"] == [1, 2]  # its two reports
+
     again = run_sweep(spec, store_uri=spec.store, progress=False)
     assert again["to_run"] == 0 and again["already_done"] == 4
     assert len(_raw_metric_rows(tmp_path / "store")) == len(raw)
     assert store.baselines(sweep="tiny").num_rows == len(base)  # not written twice
     assert len(list((tmp_path / "store" / "baselines" / "sweep=tiny").glob("*.parquet"))) == 1
+
+
+def _event_steps(path) -> dict[str, list[int]]:
+    """tag -> report numbers of a TensorBoard event file (TFRecord framing: length, its
+    CRC, the Event protobuf, its CRC), read with the protobufs tensorboardX ships."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    data, i, tags = path.read_bytes(), 0, {}
+    while i < len(data):
+        (n,) = struct.unpack("<Q", data[i:i + 8])
+        event = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
+        i += 12 + n + 4
+        for value in event.summary.value:
+            tags.setdefault(value.tag, []).append(event.step)
+    return tags
 
 
 def _family(trials, metric_row):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -53,6 +54,11 @@ def test_submit_runs_the_sweep_as_a_ray_job(head_node, write_sweep, tmp_path):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "SUCCEEDED" in out.stdout
     assert "dashboard: " + url in out.stdout
+    # The job log that --follow streams shows the sweep as it runs: a line per trial event.
+    followed = out.stdout + out.stderr
+    assert len(re.findall(r"\] started \S+", followed)) == 2, followed
+    assert len(re.findall(r"\] finished \S+ on \S+: val [\d.e-]+", followed)) == 2, followed
+    assert re.search(r"sweep submitted: 2/2 trials ended \| run 0 \| done 2", followed)
     trials = open_store(store).trials(sweep="submitted").to_pylist()
     assert len(trials) == 2 and {t["status"] for t in trials} == {"finished"}
 

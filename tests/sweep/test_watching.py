@@ -87,10 +87,14 @@ def test_console_shows_only_equisweep_lines(first_run):
     # The chatter is in the log, not lost.
     logged = log.read_text()
     assert "Configuration for experiment" in logged and "Token authentication" in logged
-    # One sweep bar, with the counts and the best per variant.
-    bar = out.stderr.replace("\r", "\n")
-    assert re.search(r"sweep watched: 100%.*run 0 \| done 4 \| failed 0 \| gatr val [\d.e-]+ "
-                     r"\| transformer\+aug val", bar), bar[-2000:]
+    # Not a terminal (a pipe, as a job log is): a line per trial event, not a redrawn bar,
+    # and a last progress line with the counts and the best per variant.
+    assert "\r" not in out.stderr
+    assert len(re.findall(r"^\[\d\d:\d\d:\d\d\] started \S+-\w{8}$", out.stderr, re.M)) == 4
+    assert len(re.findall(r"^\[\d\d:\d\d:\d\d\] finished \S+-\w{8} on \S+: val [\d.e-]+ "
+                          r"± [\d.e-]+ at step 20$", out.stderr, re.M)) == 4, out.stderr
+    assert re.search(r"sweep watched: 4/4 trials ended \| run 0 \| done 4 \| failed 0 \| gatr val "
+                     r"[\d.e-]+ \| transformer\+aug val", out.stderr), out.stderr[-2000:]
     assert "sweep watched: ran 4 trials (0 failed" in out.stdout
     for command in ("status", "best", "query", "analyze"):
         assert f"  equisweep {command} watched --store {base / 'store'}" in out.stdout

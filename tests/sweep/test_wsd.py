@@ -154,3 +154,39 @@ def test_a_saved_searcher_state_is_never_unpickled(tmp_path):
     with pytest.raises(RuntimeError, match="never restores pickled"):
         CellSearcher(spec, [], {}).restore(str(path))
     assert not (tmp_path / "ran").exists()
+
+
+def test_stacked_trunks_publish_each_members_forks(ray_session, tmp_path):
+    """`training.stack` under WSD: a group's trunks train as one stack (one Tune trial),
+    each member publishing its own fork; every branch starts from its own trunk's fork and
+    every length is its own trial, its curve that of a standalone run (float32: the
+    stacked kernels sum in another order, so to 1e-4, not bit for bit)."""
+    store_path = tmp_path / "store"
+    spec = wsd_sweep("wsd-stack", store_path, steps=[20, 40], stack=2,
+                     search={"method": "grid", "params": {"lr": {"choice": [2e-3, 5e-3]}}})
+    trials = {t.key: t for t in spec.trials()}
+    summary = run_sweep(spec, store_uri=str(store_path), progress=False)
+    assert summary["errors"] == 0 and summary["unfinished"] == []
+    dirs = [p.name for p in (store_path / "_tune" / spec.name).iterdir() if p.is_dir()]
+    assert sum(d.startswith("stack2-") for d in dirs) == 1  # the two trunks, one Tune trial
+    store = open_store(store_path)
+    rows = {r["key"]: r for r in store.trials(sweep=spec.name).to_pylist()}
+    assert rows.keys() == trials.keys()
+    assert {r["status"] for r in rows.values()} == {"finished"}
+    curves = by_key(store.metrics(sweep=spec.name).to_pylist())
+    for key, t in trials.items():
+        lr = t.hparams["lr"]
+        trunk = next(k for k, o in trials.items() if o.steps == 40 and o.hparams["lr"] == lr)
+        assert rows[key]["trunk"] == trunk
+        assert rows[key]["fork_step"] == (None if key == trunk else 15)
+        ref = reference_rows(t.to_dict())
+        assert [r["step"] for r in curves[key]] == sorted(ref)
+        for r in curves[key]:
+            for col in ("train_loss", "val_loss", "test_loss"):
+                if ref[r["step"]][col] is not None:
+                    assert r[col] == pytest.approx(ref[r["step"]][col], rel=1e-4), (col, r)
+            assert r["flops"] == ref[r["step"]]["flops"] and r["lr"] == ref[r["step"]]["lr"]
+    assert ForkStore(str(store_path), spec.name).ready() == set()
+    assert set(Counter((r["key"], r["step"]) for r in raw_rows(store_path)).values()) == {1}
+    assert store.flops_spent(spec.name)[spec.name] == pytest.approx(
+        store.read_sweep_meta(spec.name)["planned_flops"], rel=1e-12)

@@ -5,6 +5,8 @@ import time
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from task_helpers import shard_poses
 
 from equisweep.errors import UserError
@@ -88,6 +90,22 @@ def test_collate_pads_with_a_mask(small_dataset):
         assert (batch["body"][b, length:] == -1).all()
         assert (batch["x0"][b, length:] == 0).all()
         np.testing.assert_array_equal(batch["y"][b, :length].numpy(), s["y"])
+
+
+@settings(max_examples=30, deadline=None)
+@given(draws=st.lists(st.tuples(st.integers(0, 10 ** 6), st.integers(0, 10 ** 6)),
+                      min_size=1, max_size=12),
+       delta=st.sampled_from([1, 2, 5]))
+def test_batch_equals_collated_samples(small_dataset, draws, delta):
+    """The whole-batch gather is exactly collate() of the samples, bit for bit."""
+    ds = RigidBodyDataset(small_dataset, delta=delta)
+    idx = [i % len(ds) for i, _ in draws]
+    starts = [s % ds.windows for _, s in draws]
+    want = collate([ds.sample(i, s) for i, s in zip(idx, starts)])
+    got = ds.batch(idx, starts)
+    assert got.keys() == want.keys()
+    for key in want:
+        assert got[key].dtype == want[key].dtype and torch.equal(got[key], want[key]), key
 
 
 def test_works_with_a_dataloader(small_dataset):

@@ -16,6 +16,7 @@ from equisweep.task.evaluation import (
     Estimate,
     clustered_mean,
     eval_windows,
+    per_window_losses,
     val_trajectories_for,
     window_set,
 )
@@ -147,6 +148,26 @@ def test_window_set_stride_and_limit(eval_dataset):
     assert set(w.start.tolist()) == set(range(0, ds.windows, 4))
     with pytest.raises(ValueError):
         window_set(ds, stride=0)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 64])
+def test_losses_come_back_in_set_order_from_length_sorted_batches(eval_dataset, batch_size):
+    from equisweep.task.baselines import constant_velocity
+
+    ds = RigidBodyDataset(eval_dataset, split="val", delta=2)
+    w = window_set(ds, stride=3, rotate=True)
+    tokens = ds.scene_tokens()[w.trajectory]
+    padded = 0
+    for batch, pos in w.batches(ds, batch_size):
+        # A batch pads to its largest scene, and batches run from small scenes to large.
+        assert batch["x0"].shape[1] == tokens[pos].max() and padded <= tokens[pos].min()
+        padded = batch["x0"].shape[1]
+    loss, n, traj = per_window_losses(lambda b: constant_velocity(b, 2), w, ds, batch_size)
+    one = [per_window_losses(lambda b: constant_velocity(b, 2),
+                             window_set(ds, 1, trajectories=t + 1), ds, 1)[0][
+        t * ds.windows + s] for t, s in zip(w.trajectory, w.start)]
+    np.testing.assert_allclose(loss, one, rtol=1e-6)
+    assert np.array_equal(traj, w.trajectory) and np.array_equal(n, tokens)
 
 
 # ---- baselines, against an independent computation on the same windows ---------------------

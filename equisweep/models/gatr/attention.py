@@ -7,12 +7,11 @@ qkv_columns), QK^T and AV as matmuls over the folded heads, and the output EquiL
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from equisweep.models import flops
 from equisweep.models.gatr.linear import EquiLinear, Layout, equi_flops, equi_params
-from equisweep.models.masks import attention_mask
+from equisweep.models.masks import body_attention
 from equisweep.models.pga.algebra import INNER_INDEX
 
 # Components a query/key needs: the invariant inner product's (no e0) and, for distances,
@@ -37,7 +36,7 @@ def _distance_features(x: torch.Tensor, query: bool) -> torch.Tensor:
 class GeometricAttention(nn.Module):
     """Multi-query self-attention: per head, queries see keys through the invariant inner
     product of their multivectors, distance features of their points, and scalars. Heads are
-    folded into the query axis, so one SDPA call with one shared key/value head does it."""
+    folded into the query axis, so one score matmul with one shared key/value head does it."""
 
     def __init__(self, layout: Layout, heads: int, hidden_mv: int, hidden_s: int,
                  out_gain: float):
@@ -74,10 +73,8 @@ class GeometricAttention(nn.Module):
         q = torch.cat([self.features(qmv, True), qs.unflatten(-1, (H, hs))], -1)
         k = torch.cat([self.features(kmv, False), ks], -1)
         v = torch.cat([ve, vo, vs], -1)
-        mask = attention_mask(key_ok, same_body, self.body_bias, h.dtype)
-        out = F.scaled_dot_product_attention(
-            q.reshape(B, 1, T * H, -1), k[:, None], v[:, None], attn_mask=mask)
-        e, o, s = torch.split(out.reshape(B, T, H, -1), [16 * a, 16 * b, hs], -1)
+        out = body_attention(q, k, v, key_ok, same_body, self.body_bias)
+        e, o, s = torch.split(out, [16 * a, 16 * b, hs], -1)
         return self.out(torch.cat([e.flatten(-2), s.flatten(-2), o.flatten(-2)], -1))
 
 
