@@ -100,7 +100,9 @@ def _run(args) -> int:
     try:
         return int(args._run(args) or 0)
     except UserError as exc:
-        print(f"equisweep {args.command}: error: {exc}", file=sys.stderr)
+        from equisweep.terminal import printable  # a message may quote stored text
+
+        print(printable(f"equisweep {args.command}: error: {exc}"), file=sys.stderr)
         return exc.exit_code
     except _Terminated:
         print(f"equisweep {args.command}: terminated (SIGTERM)", file=sys.stderr)

@@ -91,6 +91,7 @@ def write_outputs(out: Path, fits: dict, html: str, pngs: dict[str, bytes]) -> l
     """Write everything to temporary names first, then rename: no half-written report."""
     from equisweep.errors import UserError
 
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -104,13 +105,16 @@ def write_outputs(out: Path, fits: dict, html: str, pngs: dict[str, bytes]) -> l
     try:
         for fname, blob in payload.items():
             fd, tmp = tempfile.mkstemp(prefix=f".{fname}.", suffix=".tmp", dir=out)
+            staged.append((tmp, out / fname))  # before writing: a partial file is removed too
             with os.fdopen(fd, "wb") as fh:
                 fh.write(blob)
             os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs are ordinary files
-            staged.append((tmp, out / fname))
-    except OSError as err:
+    except OSError as err:  # a full disk, a read-only folder: nothing of this run is left
         for tmp, _ in staged:
-            os.unlink(tmp)
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        if created and not any(out.iterdir()):
+            out.rmdir()
         raise UserError(f"--out {out}: cannot write ({err.strerror})") from err
     for tmp, final in staged:
         os.replace(tmp, final)

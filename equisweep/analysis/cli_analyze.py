@@ -70,10 +70,15 @@ def run(args) -> int:
                              workers=args.workers, png=not args.no_png, progress=progress,
                              points=args.points, compute=args.compute)
 
+    from equisweep.terminal import printable  # summaries quote stored names and texts
+
+    def say(text, **kwargs):
+        print(printable(text, keep="\n"), **kwargs)
+
     if args.watch:
         from equisweep.analysis.watch import watch
 
         return watch(store_uri, args.name, out, args.every, lambda: once(progress=False),
-                     wait_s=args.wait)
-    print(once().summary)
+                     wait_s=args.wait, say=say)
+    say(once().summary)
     return 0

@@ -39,7 +39,9 @@ def _cell(value, width: int = 40) -> str:
         text = value.strftime("%Y-%m-%d %H:%M:%S")
     else:
         text = str(value)
-    text = " ".join(text.split())
+    from equisweep.terminal import printable
+
+    text = printable(" ".join(text.split()))  # a stored text never acts on the terminal
     return text if len(text) <= width else text[: width - 1] + "…"
 
 

@@ -173,14 +173,22 @@ def _write_output(data: bytes, path: str) -> None:
         raise UserError(f"--output: folder {directory} does not exist")
     if os.path.isdir(path):
         raise UserError(f"--output: {path} is a folder")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    except OSError as err:
+        raise UserError(f"--output {path}: cannot write ({err.strerror})") from err
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the output is an ordinary file
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError):  # a full disk, a read-only folder: one line, no file
+            raise UserError(f"--output {path}: cannot write ({err.strerror})") from err
         raise
 
 

@@ -8,11 +8,13 @@ from collections import Counter
 
 import pytest
 
+from equisweep.models import FAMILIES
 from equisweep.schedule import fork_step, lr_factor
 from equisweep.spec import parse_spec, trunks
 from equisweep.store import open_store
 from equisweep.sweep.driver import run_sweep
 from equisweep.sweep.forks import ForkStore
+from equisweep.task import TaskConfig
 from tests.reliability.conftest import raw_rows
 from tests.reliability.helpers import COMPARED, reference_rows, same
 from tests.sweep.conftest import tiny_sweep_dict
@@ -53,6 +55,10 @@ def test_branches_fork_from_their_trunk_and_each_length_is_its_own_trial(ray_ses
         assert rows[key]["trunk"] == trunk
         assert rows[key]["fork_step"] == (None if key == trunk else fork_step(t.steps, 0.25))
         assert rows[key]["flops_per_step"] * rows[key]["steps"] == pytest.approx(t.total_flops)
+        # the nominal count (models/nominal.py) is written by the real callback, same bound
+        tokens = TaskConfig.from_dict(t.task).max_tokens()
+        assert rows[key]["nominal_flops_per_step"] == FAMILIES[t.family].nominal(
+            t.size, tokens, t.training["batch_size"]) > 0
 
     curves = by_key(store.metrics(sweep=spec.name).to_pylist())
     for key, t in trials.items():
