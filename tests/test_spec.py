@@ -651,6 +651,32 @@ def test_validate_json_and_budget(tmp_path, capsys):
     assert summary["cells"][0]["n_params"] == cells[0].n_params
 
 
+@pytest.mark.parametrize("rate", [1e9, 2e13])
+def test_validate_rate_gives_device_hours(tmp_path, capsys, rate):
+    """--rate: the spend at a stated FLOP/s per trial slot, as slot-, GPU-/CPU-hours and a
+    wall-time lower bound; the JSON holds the same numbers."""
+    from equisweep.cli import main
+
+    spec = load_spec(TINY)
+    assert main(["validate", str(TINY), "--rate", str(rate), "--json"]) == 0
+    hours = json.loads(capsys.readouterr().out)["hours"]
+    slot_h = spec.total_flops() / rate / 3600  # tiny is not WSD: spend = points
+    assert hours["slot_hours"] == pytest.approx(slot_h)
+    assert hours["cpu_hours"] == pytest.approx(slot_h * spec.resources["cpu"])
+    assert hours["wall_hours_at_least"] == pytest.approx(slot_h / spec.max_concurrent)
+    assert main(["validate", str(TINY), "--rate", str(rate)]) == 0
+    assert f"at {rate:.3g} FLOP/s per trial slot" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "nan", "inf"])
+def test_validate_refuses_a_rate_that_is_not_a_positive_number(capsys, bad):
+    from equisweep.cli import main
+
+    assert main(["validate", str(TINY), "--rate", bad]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--rate must be a positive number" in err
+
+
 # ---- the CPU study (docs/results/cpu-study.md): the design the issue asks for --------------
 
 

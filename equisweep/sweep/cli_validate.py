@@ -18,14 +18,21 @@ from equisweep.store.naming import add_store_argument, store_location
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sweep", metavar="SWEEP.yaml", help="the sweep file to check")
     parser.add_argument("--json", action="store_true", help="print a JSON summary instead")
+    parser.add_argument("--rate", type=float, default=None, metavar="FLOP/S",
+                        help="training FLOPs per second one trial slot sustains (measure it: "
+                             "bench/gpu, or a first trial's stored flops_per_s): adds the "
+                             "device-hours and wall time the spend takes at that rate")
     add_store_argument(parser)  # shown: where `run` would write
 
 
 def run(args: argparse.Namespace) -> int:
+    from equisweep.errors import UserError
     from equisweep.spec import load_spec
 
+    if args.rate is not None and not (args.rate > 0 and args.rate < float("inf")):
+        raise UserError(f"--rate must be a positive number of FLOP/s, got {args.rate:g}")
     spec = load_spec(args.sweep)
-    summary = summarize(spec, store=store_location(args.store, spec.store))
+    summary = summarize(spec, store=store_location(args.store, spec.store), rate=args.rate)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -33,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def summarize(spec, store: str | None = None) -> dict:
+def summarize(spec, store: str | None = None, rate: float | None = None) -> dict:
     """Plain-data picture of a sweep: cells, trial counts, FLOPs and the budget cut.
 
     `total_flops` is the compute of the points (each trial as a standalone run: what the fits
@@ -86,8 +93,23 @@ def summarize(spec, store: str | None = None) -> dict:
         "max_concurrent": spec.max_concurrent,
         "store": store or spec.store,
         "stacking": stacking,
+        "hours": _hours(spec, cost, budget, rate),
         "cells": cells,
     }
+
+
+def _hours(spec, cost: dict, budget: dict | None, rate: float | None) -> dict | None:
+    """Time the spend takes at `rate` FLOP/s per trial slot: slot-hours, GPU- and CPU-hours
+    (slot-hours times the slot's resources), and the wall time at `max_concurrent` slots
+    busy (a lower bound: the longest trunk and the tail can take longer)."""
+    if rate is None:
+        return None
+    spend = budget["kept_spend_flops"] if budget else cost["spend_flops"]
+    slot_h = spend / rate / 3600.0
+    res = spec.resources
+    return {"rate": rate, "slot_hours": slot_h, "gpu_hours": slot_h * float(res.get("gpu", 0)),
+            "cpu_hours": slot_h * float(res.get("cpu", 1)),
+            "wall_hours_at_least": slot_h / max(1, spec.max_concurrent)}
 
 
 def _stacking_text(st: dict) -> str:
@@ -162,6 +184,14 @@ def render(summary: dict) -> str:
             f"({b['kept_flops']:.3e} FLOPs of points{spend}), skips {b['skipped_trials']}"
         )
     out.append(_stacking_text(summary["stacking"]))
+    hours = summary.get("hours")
+    if hours:
+        device = (f"{hours['gpu_hours']:.3g} GPU-hours" if hours["gpu_hours"]
+                  else f"{hours['cpu_hours']:.3g} CPU-hours")
+        out.append(f"at {hours['rate']:.3g} FLOP/s per trial slot (--rate, as given): "
+                   f"{hours['slot_hours']:.3g} slot-hours = {device}; at least "
+                   f"{hours['wall_hours_at_least']:.3g} h of wall with "
+                   f"{summary['max_concurrent']} at once")
     res = summary["resources"]
     out.append(
         f"per trial: cpu {res['cpu']:g}, gpu {res['gpu']:g}; at most "
