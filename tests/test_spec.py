@@ -592,7 +592,7 @@ def test_quickstart_is_small_both_families_optuna():
     assert max(spec.grid.steps) <= 1000  # long enough to beat constant velocity (issue 9)
 
 
-@pytest.mark.parametrize("name", ["compute-scaling", "data-scaling"])
+@pytest.mark.parametrize("name", ["compute-scaling", "data-scaling", "lr-probe"])
 def test_study_sweeps_load_and_ask_for_gpus(name):
     spec = load_spec(ROOT / "sweeps" / f"{name}.yaml")
     assert spec.name == name
@@ -612,12 +612,29 @@ def test_compute_scaling_spans_two_decades_of_params_and_steps():
     assert {c.family for c in spec.cells()} == {"gatr", "transformer"}
 
 
-def test_data_scaling_spans_two_decades_of_trajectories_at_fixed_compute():
+def test_data_scaling_is_designed_in_passes():
+    """Issue 22's rules for the data axis: >= 6 train-set sizes over >= 2.5 decades down to
+    <= 10 trajectories, >= 100 passes at the smallest, WSD forks so each size gives loss
+    against passes, two seeds, with and without augmentation."""
     spec = load_spec(ROOT / "sweeps" / "data-scaling.yaml")
-    assert _span(spec.grid.train_trajectories) >= 100
-    assert max(spec.grid.train_trajectories) <= spec.task.trajectories
-    assert len(spec.grid.steps) == 1
+    sizes = spec.grid.train_trajectories
+    assert len(sizes) >= 6 and _span(sizes) >= 10 ** 2.5 and min(sizes) <= 10
+    assert max(sizes) <= spec.task.trajectories
+    windows = spec.task.frames - 1 - spec.task.delta
+    passes = max(spec.grid.steps) * spec.training["batch_size"] / (windows * min(sizes))
+    assert passes >= 100
+    assert len(spec.grid.steps) >= 3 and spec.training["schedule"] == "wsd"
+    assert len(spec.grid.seed) >= 2
     assert spec.families["transformer"].augment == [False, True]
+
+
+@pytest.mark.parametrize("name", ["compute-scaling", "data-scaling", "lr-probe"])
+def test_gpu_sweeps_stack_and_tune_on_a_grid_with_two_sided_range(name):
+    spec = load_spec(ROOT / "sweeps" / f"{name}.yaml")
+    assert spec.stack == "auto" and spec.search.method == "grid"
+    assert len(spec.search.params["lr"].value) >= 3
+    if name != "lr-probe":
+        assert len(spec.grid.seed) >= 2
 
 
 # ---- `equisweep validate` ----------------------------------------------------------------------
