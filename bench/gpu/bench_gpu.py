@@ -136,9 +136,7 @@ def throughput(trials: list, device: str, warm: int) -> tuple[float, float]:
     """(seconds per stack step, training FLOPs per step, all members) over the steps after
     `warm`, from the trainers' own rows: a row at `warm` and at the end (evaluation time is
     not in `wall_s`; a stacked member's wall_s is its share of the stack's)."""
-    import contextlib
 
-    import torch
 
     from equisweep.train import iter_trial
     from equisweep.trainer.stack import iter_stack
@@ -148,18 +146,10 @@ def throughput(trials: list, device: str, warm: int) -> tuple[float, float]:
         emits = ((0, e) for e in iter_trial(cfgs[0], device=device, data_dir=DATA))
     else:
         emits = iter_stack(cfgs, device=device, data_dir=DATA)
-    # The stacked trainer's training step does not enter training.precision's autocast yet
-    # (the lone one does): entered here around it, so K = 1 and K > 1 rows compare alike.
-    bf16 = (
-        len(cfgs) > 1
-        and cfgs[0]["training"].get("precision") == "bf16"
-        and (torch.device(device).type == "cuda")
-    )
     at: dict[int, list[dict]] = {}
-    with torch.autocast("cuda", torch.bfloat16) if bf16 else contextlib.nullcontext():
-        for _, emit in emits:
-            if emit.row is not None and emit.row["step"] in (warm, cfgs[0]["steps"]):
-                at.setdefault(emit.row["step"], []).append(emit.row)
+    for _, emit in emits:  # both trainers enter training.precision's autocast themselves
+        if emit.row is not None and emit.row["step"] in (warm, cfgs[0]["steps"]):
+            at.setdefault(emit.row["step"], []).append(emit.row)
     first, last = at[warm], at[cfgs[0]["steps"]]
     steps = cfgs[0]["steps"] - warm
     wall = sum(r["wall_s"] for r in last) - sum(r["wall_s"] for r in first)

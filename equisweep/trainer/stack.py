@@ -68,6 +68,14 @@ def member_losses(pred: torch.Tensor, batch: dict) -> torch.Tensor:
     return err.flatten(1).sum(1) / (mask.sum() * 3).clamp_min(1)
 
 
+def _losses(stack, batch: dict, run: Settings, device) -> torch.Tensor:
+    """Each member's training loss, under the trial's precision (`training.precision: bf16`
+    autocasts the forward, as the lone trainer's `_loss` does; the loss itself is reduced
+    in float32 or wider by `member_losses`)."""
+    with run.autocast(device):
+        return member_losses(stack(batch), batch)
+
+
 def equivariance_errors(predict, batch: dict, seed: int, index: int) -> list[float]:
     """`train.equivariance_error` of each member (same group draws), in one pass."""
     g = generator(seed, STREAM_EQUIV, index)
@@ -193,7 +201,7 @@ def iter_stack(
     for step in range(progs[0].step, run.steps):
         t0 = time.perf_counter()
         batch = cast(data.batch(step, dev), dtype)
-        losses = member_losses(stack(batch), batch)
+        losses = _losses(stack, batch, run, dev)
         if nan_at and step + 1 in nan_at.values():
             poison = [math.nan if nan_at.get(m) == step + 1 else 0.0 for m in alive]
             losses = losses + torch.tensor(poison, dtype=losses.dtype, device=dev)
@@ -218,7 +226,7 @@ def iter_stack(
             clip = clip[rows_kept]
             # The survivors' step, computed again without the dead: each is then exactly
             # the step it takes alone.
-            losses = member_losses(stack(batch), batch)
+            losses = _losses(stack, batch, run, dev)
             values = losses.detach().tolist()
         lrs = [runs[m].lr(step) for m in alive]
         opt.zero_grad()

@@ -138,3 +138,28 @@ def test_only_hparams_may_differ_within_a_stack():
     b = dict(a[1], seed=1)
     with pytest.raises(ValueError, match="'seed'"):
         train_stack.check_stackable([a[0], b])
+
+
+def test_stacked_training_runs_under_the_trials_precision(monkeypatch):
+    """`training.precision: bf16` autocasts the stack's training forward as it does a lone
+    trial's (it used to apply to the stack's evaluation only): every training step enters
+    the trial's precision context."""
+    import contextlib
+
+    entered = []
+
+    @contextlib.contextmanager
+    def spy(self, device):
+        entered.append(device.type)
+        yield
+
+    monkeypatch.setattr(train.Settings, "autocast", spy)
+    configs = _configs("transformer", steps=6, eval_every=6)
+    list(train_stack.iter_stack(configs))
+    monkeypatch.undo()
+    evaluations = len(entered)
+    entered.clear()
+    monkeypatch.setattr(train.Settings, "autocast", spy)
+    lone = list(train.iter_trial(configs[0]))
+    assert lone and len(entered) >= 6  # the lone trainer: one per training step, + eval
+    assert evaluations >= 6, evaluations  # the stack: the same six training steps at least
