@@ -11,11 +11,11 @@ end, one progress line with the bar's counts and best loss per variant. Fed by t
 
 from __future__ import annotations
 
-import math
 import time
 
 from ray.tune import Callback
 
+from equisweep.sweep.progress import _finite
 from equisweep.sweep.stacking import members
 
 EVERY_S = 60.0
@@ -137,10 +137,3 @@ class TrialLines(Callback):
     def _last(self, trial, member) -> dict:
         return getattr(self.tally, "_last", {}).get(self._uid(trial, member), {})
 
-
-def _finite(v) -> float | None:
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None

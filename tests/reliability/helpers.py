@@ -13,21 +13,46 @@ from equisweep.train import run_trial
 COMPARED = ("train_loss", "val_loss", "flops", "samples", "lr", "test_loss")
 
 
-def reference_rows(trial_config: dict) -> dict[int, dict]:
-    """step -> row of the same trial run start to finish in this process, single-threaded
-    like a 1-CPU Ray trial (so float reductions happen in the same order)."""
-    threads = torch.get_num_threads()
-    old = os.environ.get("OMP_NUM_THREADS")
+@contextlib.contextmanager
+def one_thread():
+    """Single-threaded like a 1-CPU Ray trial (so float reductions happen in the same
+    order as in the sweep's workers)."""
+    threads, old = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"
     try:
-        rows = run_trial(trial_config)
+        yield
     finally:
         if old is None:
             os.environ.pop("OMP_NUM_THREADS", None)
         else:
             os.environ["OMP_NUM_THREADS"] = old
         torch.set_num_threads(threads)
+
+
+def reference_rows(trial_config: dict) -> dict[int, dict]:
+    """step -> row of the same trial run start to finish in this process, one thread."""
+    with one_thread():
+        rows = run_trial(trial_config)
     return {r["step"]: r for r in rows}
+
+
+def run_with_fault(tmp_path, monkeypatch, name: str, fault: str, spec_dict: dict,
+                   keys: list[str] | None = None):
+    """Run `spec_dict` on the session's Ray with the planned `fault` (EQUISWEEP_FAULT) in the
+    trials of `keys` (all when None); (spec, summary, store, store path, marker folder)."""
+    from equisweep.spec import parse_spec
+    from equisweep.store import open_store
+    from equisweep.sweep.driver import run_sweep
+
+    markers = tmp_path / "fault-markers"
+    monkeypatch.setenv("EQUISWEEP_FAULT", fault)
+    monkeypatch.setenv("EQUISWEEP_FAULT_DIR", str(markers))
+    if keys:
+        monkeypatch.setenv("EQUISWEEP_FAULT_KEYS", ",".join(keys))
+    store_path = tmp_path / "store"
+    spec = parse_spec(dict(spec_dict, store=str(store_path)), source=f"{name}.yaml")
+    summary = run_sweep(spec, store_uri=str(store_path), progress=False)
+    return spec, summary, open_store(store_path), store_path, markers
 
 
 def same(a, b) -> bool:

@@ -15,23 +15,19 @@ thread like a 1-CPU Ray trial), so they must agree bit for bit.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 from collections import Counter
 from itertools import groupby
 from pathlib import Path
 
 import pytest
-import torch
 
 from equisweep.spec import parse_spec
 from equisweep.store import open_store
-from equisweep.sweep.driver import run_sweep
 from equisweep.trainer.stack import run_stack
 from tests.reliability.conftest import raw_rows, reliability_sweep, write_yaml
 from tests.reliability.drivers import Driver
-from tests.reliability.helpers import COMPARED, same
+from tests.reliability.helpers import COMPARED, one_thread, run_with_fault, same
 
 pytestmark = pytest.mark.slow
 LRS = [1e-3, 3e-3, 1e-2]
@@ -47,23 +43,9 @@ def _stack_sweep(name: str) -> dict:
     return d
 
 
-@contextlib.contextmanager
-def _one_thread():
-    threads, old = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = "1"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("OMP_NUM_THREADS", None)
-        else:
-            os.environ["OMP_NUM_THREADS"] = old
-        torch.set_num_threads(threads)
-
-
 def _reference(spec, **kwargs) -> dict[str, dict[int, dict]]:
     trials = spec.trials()
-    with _one_thread():
+    with one_thread():
         rows = run_stack([t.to_dict() for t in trials], **kwargs)
     return {t.key: {r["step"]: r for r in rs} for t, rs in zip(trials, rows)}
 
@@ -85,15 +67,7 @@ def _assert_curves(store, spec, reference) -> None:
 
 
 def _run(tmp_path, monkeypatch, name, fault, keys=None):
-    markers = tmp_path / "fault-markers"
-    monkeypatch.setenv("EQUISWEEP_FAULT", fault)
-    monkeypatch.setenv("EQUISWEEP_FAULT_DIR", str(markers))
-    if keys:
-        monkeypatch.setenv("EQUISWEEP_FAULT_KEYS", ",".join(keys))
-    store_path = tmp_path / "store"
-    spec = parse_spec(dict(_stack_sweep(name), store=str(store_path)), source=f"{name}.yaml")
-    summary = run_sweep(spec, store_uri=str(store_path), progress=False)
-    return spec, summary, open_store(store_path), store_path, markers
+    return run_with_fault(tmp_path, monkeypatch, name, fault, _stack_sweep(name), keys)
 
 
 def test_a_diverging_member_does_not_stop_its_stack_mates(ray_session, tmp_path, monkeypatch):

@@ -16,25 +16,10 @@ from itertools import groupby
 import pytest
 
 from equisweep.spec import parse_spec
-from equisweep.store import open_store
-from equisweep.sweep.driver import run_sweep
 from tests.reliability.conftest import raw_rows, reliability_sweep
-from tests.reliability.helpers import assert_curve_matches, reference_rows
+from tests.reliability.helpers import assert_curve_matches, reference_rows, run_with_fault
 
 pytestmark = pytest.mark.slow
-
-
-def _run_with_fault(tmp_path, monkeypatch, name: str, fault: str, spec_dict: dict,
-                    keys: list[str] | None = None):
-    markers = tmp_path / "fault-markers"
-    monkeypatch.setenv("EQUISWEEP_FAULT", fault)
-    monkeypatch.setenv("EQUISWEEP_FAULT_DIR", str(markers))
-    if keys:
-        monkeypatch.setenv("EQUISWEEP_FAULT_KEYS", ",".join(keys))
-    store_path = tmp_path / "store"
-    spec = parse_spec(dict(spec_dict, store=str(store_path)), source=f"{name}.yaml")
-    summary = run_sweep(spec, store_uri=str(store_path), progress=False)
-    return spec, summary, open_store(store_path), store_path, markers
 
 
 @pytest.mark.parametrize("kind", ["raise", "exit", "kill"])
@@ -44,7 +29,7 @@ def test_crashed_trial_resumes_from_checkpoint_and_loses_nothing(
     # rows 10, 20 (checkpoint), 30 are reported, then the process dies before row 40.
     spec_dict = reliability_sweep(f"crash-{kind}", samples=2)
     spec_dict["families"] = {"transformer": spec_dict["families"]["transformer"]}
-    spec, summary, store, store_path, markers = _run_with_fault(
+    spec, summary, store, store_path, markers = run_with_fault(
         tmp_path, monkeypatch, f"crash-{kind}", f"{kind}@40", spec_dict)
     trials = {t.key: t for t in spec.trials()}
     assert len(trials) == 2
@@ -91,7 +76,7 @@ def test_divergence_or_oom_is_recorded_on_its_trial_and_others_finish(
     spec_dict = reliability_sweep(f"res-{kind}", steps=40, samples=1)
     probe = parse_spec(dict(spec_dict, store=str(tmp_path / "store")), source="probe")
     victim = next(t.key for t in probe.trials() if t.family == "transformer")
-    spec, summary, store, store_path, markers = _run_with_fault(
+    spec, summary, store, store_path, markers = run_with_fault(
         tmp_path, monkeypatch, f"res-{kind}", f"{kind}@20", spec_dict, keys=[victim])
     assert [p.name for p in markers.iterdir()] == [victim]
 
