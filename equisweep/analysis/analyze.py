@@ -158,18 +158,32 @@ def analyze_data(data: SweepData, *, n_boot=200, seed=0, workers=None, progress=
     keys = set(chosen["key"])
     curves_all = data.curves[data.curves["key"].isin(keys)]
     reps = {}
-    for i, (variant, sel) in enumerate(sorted(chosen.groupby("variant"), key=lambda t: t[0])):
+    groups = sorted(chosen.groupby("variant"), key=lambda t: t[0])
+    say = _stage if progress else (lambda text: None)
+    say(f"analyze {data.name}: {len(data.final)} trials, {len(chosen)} points in "
+        f"{len(groups)} variants; {n_boot} bootstrap resamples per fit")
+    for i, (variant, sel) in enumerate(groups):
+        say(f"analyze {data.name}: fitting {variant} ({i + 1}/{len(groups)}): every law form, "
+            "its held-out errors and intervals, the frontier, the data axis")
         curves = curves_all[curves_all["variant"] == variant]
         v, r = _variant(variant, sel, curves, n_boot, [seed, i], workers, progress,
                         data.compute_unit, fits["run_noise"])
         fits["variants"][variant] = v
         reps[variant] = r
+    say(f"analyze {data.name}: comparing the variants and the costs of equal loss")
     for a, b in itertools.combinations(list(fits["variants"]), 2):
         fits["comparisons"].append(compare(a, b, fits["variants"], reps, data.compute_unit))
     fits["cost_conventions"] = costs.question2(
         chosen, verdict.ordered_pairs(fits["variants"])[0], fits["run_noise"])
     fits["verdict"] = verdict.answers(fits, chosen)
     return fits
+
+
+def _stage(text: str) -> None:
+    """A progress line on stderr: an analysis takes minutes (fits x forms x resamples)."""
+    import sys
+
+    print(text, file=sys.stderr, flush=True)
 
 
 def _variant(variant, sel, curves, n_boot, seed, workers, progress, unit, noise=None):

@@ -1,5 +1,6 @@
 """Ctrl-C and SIGTERM in the phases before and after a sweep: data generation (`equisweep
-data generate`, whose worker pool must go with it) — a real process, a real signal.
+data generate`, whose worker pool must go with it) and `equisweep analyze` (its bootstrap
+pool) — a real process, a real signal.
 
 Each ends with one line on stderr and the documented exit code (130 for SIGINT, 143 for
 SIGTERM), leaves no process of its own behind and no half-written file under a final name,
@@ -109,3 +110,41 @@ def test_data_generation_interrupted_then_rerun(tmp_path, uninterrupted, sig):
     _, err = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, err
     assert _files(out) == uninterrupted
+
+
+STUDY = ROOT / "docs" / "results" / "cpu-study" / "store"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_analyze_interrupted_leaves_the_last_report_whole(tmp_path, sig):
+    """Interrupted while it fits (its progress line says so), analyze leaves the report of
+    the previous run exactly as it was and no temporary file, and no process of its own."""
+    out = tmp_path / "report"
+    out.mkdir()
+    before = {"fits.json": b'{"previous": true}', "report.html": b"<html>previous</html>"}
+    for name, data in before.items():
+        (out / name).write_bytes(data)
+    proc = subprocess.Popen([sys.executable, "-m", "equisweep.cli", "analyze", "cpu-study",
+                             "--store", str(STUDY), "--out", str(out), "--no-png"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env(), start_new_session=True)
+    seen = []
+    while not any("fitting" in line for line in seen):
+        line = proc.stderr.readline()
+        assert line, f"analyze ended before fitting: {seen}"
+        seen.append(line)
+    children = _descendants(proc.pid)
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig, err
+    assert err.strip().splitlines() == [
+        "equisweep analyze: interrupted" if sig == signal.SIGINT
+        else "equisweep analyze: terminated (SIGTERM)"]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    deadline = time.monotonic() + 30
+    while (alive := [p for p in children | _descendants(proc.pid) if _stat(p) is not None]):
+        assert time.monotonic() < deadline, f"processes outlived analyze: {alive}"
+        time.sleep(0.1)
