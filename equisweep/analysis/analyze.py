@@ -183,7 +183,9 @@ def _stage(text: str) -> None:
     """A progress line on stderr: an analysis takes minutes (fits x forms x resamples)."""
     import sys
 
-    print(text, file=sys.stderr, flush=True)
+    from equisweep.terminal import printable
+
+    print(printable(text), file=sys.stderr, flush=True)  # variant names come from the store
 
 
 def _variant(variant, sel, curves, n_boot, seed, workers, progress, unit, noise=None):
