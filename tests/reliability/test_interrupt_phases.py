@@ -35,11 +35,19 @@ def _env() -> dict:
     return env
 
 
+def _as_in_a_terminal() -> None:
+    """In the child, before exec: SIGINT back to its default. A shell starts background
+    jobs (`cmd &`, as CI runners may run the suite) with SIGINT ignored, the child inherits
+    that, and Python then never installs its Ctrl-C handler; a user's terminal does not."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _generate(out: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "equisweep.cli", "data", "generate",
                              "--out", str(out), "--quiet", *DATA, *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_env(), start_new_session=True)
+                            env=_env(), start_new_session=True,
+                            preexec_fn=_as_in_a_terminal)
 
 
 def _stat(pid: int) -> tuple[str, int] | None:
@@ -127,7 +135,8 @@ def test_analyze_interrupted_leaves_the_last_report_whole(tmp_path, sig):
     proc = subprocess.Popen([sys.executable, "-m", "equisweep.cli", "analyze", "cpu-study",
                              "--store", str(STUDY), "--out", str(out), "--no-png"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_env(), start_new_session=True)
+                            env=_env(), start_new_session=True,
+                            preexec_fn=_as_in_a_terminal)
     seen = []
     while not any("fitting" in line for line in seen):
         line = proc.stderr.readline()
