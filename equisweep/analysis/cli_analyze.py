@@ -50,6 +50,29 @@ def default_out(store_uri: str, name: str) -> str:
     return report_dir(store_uri, name)
 
 
+def check_out(out) -> None:
+    """UserError (one line, naming --out) when the output folder could not be written: a
+    file in its path, or its nearest existing folder not writable (a read-only mount, no
+    permission). Nothing is created here; a full disk shows only when writing."""
+    import errno
+    import os
+    from pathlib import Path
+
+    from equisweep.errors import UserError
+
+    path = Path(out).expanduser().absolute()
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"--out {out}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK, effective_ids=True):
+        readonly = bool(os.statvfs(probe).f_flag & os.ST_RDONLY)
+        reason = os.strerror(errno.EROFS if readonly else errno.EACCES)
+        what = "cannot create folder" if probe != path else "cannot write"
+        raise UserError(f"--out {out}: {what} ({reason})")
+
+
 def run(args) -> int:
     from equisweep.analysis.analyze import analyze_store
     from equisweep.errors import UserError
@@ -64,6 +87,7 @@ def run(args) -> int:
         raise UserError(f"--every must be > 0 seconds, got {args.every:g}")
     if not args.wait >= 0:
         raise UserError(f"--wait must be ≥ 0 seconds, got {args.wait:g}")
+    check_out(out)  # before minutes of fitting, not after them
 
     def once(progress=True):
         return analyze_store(store_uri, args.name, out, n_boot=args.bootstrap, seed=args.seed,
