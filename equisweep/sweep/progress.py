@@ -137,8 +137,9 @@ class SweepTally:
         """Seconds left: each variant's planned FLOPs not yet spent, at the FLOPs per second
         of wall its own trials have reached (families differ ~50× in that rate, so one
         sweep-wide FLOP rate is wrong whenever the mix left differs from the mix done),
-        spread over the trials running at once. None until every variant with work left
-        has a measured pace."""
+        spread over the trials running at once. A variant none of whose trials has reported
+        yet goes at the pooled rate of those that have, until its own is measured; None
+        before any trial has reported."""
         planned = self.__dict__.get("planned_by_variant") or {}
         if not planned:
             return None
@@ -151,6 +152,9 @@ class SweepTally:
         for uid, (f, wall) in self.__dict__.get("rate", {}).items():
             p = pace.setdefault(variant_of.get(uid), [0.0, 0.0])
             p[0], p[1] = p[0] + f, p[1] + wall
+        pooled = [sum(p[0] for p in pace.values()), sum(p[1] for p in pace.values())]
+        if pooled[0] <= 0 or pooled[1] <= 0:
+            return None
         seconds = 0.0
         for v, flops in planned.items():
             left = max(0.0, flops - spent.get(v, 0.0))
@@ -158,7 +162,7 @@ class SweepTally:
                 continue
             f, wall = pace.get(v, (0.0, 0.0))
             if f <= 0 or wall <= 0:
-                return None
+                f, wall = pooled
             seconds += left / (f / wall)
         return seconds / max(1, len(self.running))
 

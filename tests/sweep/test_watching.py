@@ -130,9 +130,10 @@ def test_running_sweep_status_live_report_then_killed_driver(first_run):
         assert {b["variant"] for b in st["best"]} == {"gatr", "transformer+aug"}
         table = _cli("status", "watched", "--store", store)
         header, row = table.stdout.splitlines()[:2]
-        assert header.split()[:9] == ["SWEEP", "PLANNED", "PENDING", "RUNNING", "FINISHED",
-                                      "FAILED", "DIVERGED", "INTERRUPTED", "SKIPPED"]
-        assert row.split()[:9] == ["watched", "8", "2", "2", "4", "0", "0", "0", "0"]
+        assert header.split()[:10] == ["SWEEP", "PLANNED", "PENDING", "RUNNING", "RETRYING",
+                                       "FINISHED", "FAILED", "DIVERGED", "INTERRUPTED",
+                                       "SKIPPED"]
+        assert row.split()[:10] == ["watched", "8", "2", "2", "0", "4", "0", "0", "0", "0"]
         assert re.search(r"\b\d+(m\d\ds|s|h\d\dm)\s+alive$", row), row
 
         # The live report is rewritten from the store while the trials are still held.
@@ -151,5 +152,5 @@ def test_running_sweep_status_live_report_then_killed_driver(first_run):
     assert (st["running"], st["interrupted"], st["driver"]) == (0, 2, "gone")
     assert st["eta_s"] is None
     table = _cli("status", "watched", "--store", store).stdout
-    assert table.splitlines()[1].split()[:9] == ["watched", "8", "2", "0", "4", "0", "0",
-                                                 "2", "0"]
+    assert table.splitlines()[1].split()[:10] == ["watched", "8", "2", "0", "0", "4", "0",
+                                                  "0", "2", "0"]
