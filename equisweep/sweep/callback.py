@@ -148,7 +148,6 @@ class StoreCallback(Callback):
     def on_trial_recover(self, iteration, trials, trial, **info):
         # The attempt that just crashed, with its cause: `retrying` (not `failed`) until
         # Tune starts the next attempt from the last checkpoint, which may wait for a CPU.
-        self.retried = getattr(self, "retried", 0) + 1
         for m in self._open(trial):
             self.writer.add_trial(self._trial_row(trial, "retrying", _error_text(trial), m,
                                                   crashed=True))

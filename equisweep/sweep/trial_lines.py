@@ -64,14 +64,11 @@ class TrialLines(Callback):
         m = members(trial.config)[member or 0]
         return str(m.get("label") or m.get("key") or trial.trial_id)
 
-    def _uid(self, trial, member) -> str:
-        return trial.trial_id if member is None else f"{trial.trial_id}/{member}"
-
     def _members(self, trial) -> list[int | None]:
         return list(range(len(trial.config["stack"]))) if "stack" in trial.config else [None]
 
     def _ended(self, trial, member, result: dict | None, failed: bool, error: str = "") -> None:
-        uid = self._uid(trial, member)
+        uid = self.tally._uid(trial, member)
         if uid in self._said_end:
             return
         self._said_end.add(uid)
@@ -97,7 +94,7 @@ class TrialLines(Callback):
     # -- Tune events -----------------------------------------------------------------------
     def on_trial_start(self, iteration, trials, trial, **info):
         for member in self._members(trial):
-            if self._uid(trial, member) not in self._said_end:
+            if self.tally._uid(trial, member) not in self._said_end:
                 self.say(f"started {self._label(trial, member)}")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
@@ -112,8 +109,7 @@ class TrialLines(Callback):
     def on_trial_recover(self, iteration, trials, trial, **info):
         from equisweep.sweep.callback import _error_text
 
-        last = self.tally._last.get(self._uid(trial, None), {}) if hasattr(self.tally, "_last") \
-            else {}
+        last = self._last(trial, None)
         node = last.get("hostname") or last.get("node_ip")
         where = f" on {node}" if node else ""
         self.say(f"crashed {self._label(trial, None)}{where} (attempt "
@@ -135,5 +131,5 @@ class TrialLines(Callback):
         self.progress_line()
 
     def _last(self, trial, member) -> dict:
-        return getattr(self.tally, "_last", {}).get(self._uid(trial, member), {})
+        return getattr(self.tally, "_last", {}).get(self.tally._uid(trial, member), {})
 
