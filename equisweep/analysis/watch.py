@@ -17,7 +17,7 @@ def watch(store_uri: str, name: str, out: str, every_s: float, analyze_once, say
           wait_s: float = 120.0) -> int:
     """`analyze_once()` runs one analysis and returns its result; returns an exit code.
     A sweep not in the store yet (just submitted) is waited for up to `wait_s`."""
-    from equisweep.store.appear import wait_for_sweep
+    from equisweep.store.appear import starting, wait_for_sweep
     from equisweep.store.heartbeat import driver_alive, read_beat
 
     store = wait_for_sweep(store_uri, name, wait_s, say=say)
@@ -26,8 +26,8 @@ def watch(store_uri: str, name: str, out: str, every_s: float, analyze_once, say
     while True:
         beat = read_beat(store, name)
         alive = driver_alive(beat)
-        if beat is None and time.monotonic() < deadline and not store.trials(name).num_rows:
-            alive = True  # metadata written, driver not beating yet: it is starting
+        if beat is None and starting(False, store.trials(name).num_rows, deadline):
+            alive = True
         try:
             result = analyze_once()
         except UserError as err:

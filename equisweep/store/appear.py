@@ -17,6 +17,13 @@ from equisweep.errors import UserError
 POLL_S = 2.0
 
 
+def starting(has_beat: bool, n_trials: int, deadline: float, clock=time.monotonic) -> bool:
+    """Whether a sweep that is in the store counts as still starting: its metadata landed but
+    neither its driver's first heartbeat nor any trial row yet (within the wait's deadline),
+    so a watcher keeps refreshing instead of ending on "no driver"."""
+    return not has_beat and not n_trials and clock() < deadline
+
+
 def wait_for_sweep(store_uri: str, name: str | None, timeout_s: float, say=print,
                    poll_s: float | None = None, clock=time.monotonic, sleep=time.sleep):
     """The opened store once it has sweep `name` (any sweep's store when `name` is None)."""

@@ -239,13 +239,11 @@ def run(args) -> int:
         check_sweep(store, args.name)
         print(_render(store, args)[0])
         return 0
-    from equisweep.store.appear import wait_for_sweep
+    from equisweep.store.appear import starting, wait_for_sweep
     from equisweep.store.naming import store_location
 
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else print
     store = wait_for_sweep(store_location(args.store), args.name, args.wait, say=say)
-    # A new sweep's metadata lands before its driver's first heartbeat and trial rows: until
-    # either exists, keep refreshing (within --wait) rather than end the watch on "no driver".
     deadline = time.monotonic() + args.wait
     tty = sys.stdout.isatty()
     try:
@@ -257,8 +255,8 @@ def run(args) -> int:
             sys.stdout.write(text + "\n" if args.json else f"{text}\n(as of {stamp})\n")
             sys.stdout.flush()
             if not any(r["driver"] == "alive" for r in rows) and not (
-                    args.name is not None and rows and rows[0]["driver"] is None
-                    and not rows[0]["trials"] and time.monotonic() < deadline):
+                    args.name is not None and rows and starting(
+                        rows[0]["driver"] is not None, rows[0]["trials"], deadline)):
                 return 0
             time.sleep(args.interval)
     except KeyboardInterrupt:
