@@ -13,8 +13,9 @@ says which (the rule of `status`, see store/cli_status.py).
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timezone
+
+from equisweep.store.cli_status import _finite, duration
 
 
 def live_trials(store, sweep: str, alive: bool | None, now: datetime | None = None) -> list[dict]:
@@ -67,10 +68,6 @@ def _latest(metrics) -> dict[str, tuple]:
     return {k: tuple(v) for k, v in out.items()}
 
 
-def _finite(v):
-    return v if isinstance(v, float) and math.isfinite(v) else None
-
-
 def format_live(rows: list[dict]) -> str:
     """The `--trials` table: one line per trial in flight."""
     import pyarrow as pa
@@ -90,8 +87,6 @@ def format_live(rows: list[dict]) -> str:
 
     def step(r):
         return f"{r['step'] if r['step'] is not None else 0}/{r['steps'] or '?'}"
-
-    from equisweep.store.cli_status import duration
 
     table = pa.table({
         "TRIAL": [label(r) for r in rows], "LR": [_lr(r["lr"]) for r in rows],
