@@ -67,6 +67,7 @@ class Emit:
     final: bool = False
     fork_step: int | None = None
     fork_rows: list | None = None
+    fork_flops: float | None = None  # the trunk's cumulative FLOPs at `fork_step`, exactly
 
 
 def honour_cpu_threads() -> int:
@@ -351,8 +352,10 @@ def iter_trial(
 def _fork_emit(checkpoint_dir, done: int, state: dict, history: list) -> Emit:
     path = Path(checkpoint_dir) / f"fork-{done:08d}"
     save_checkpoint(path, state)
+    flops = state.get("flops")
     return Emit(row=None, checkpoint_dir=str(path), fork_step=done,
-                fork_rows=[dict(r) for r in history])
+                fork_rows=[dict(r) for r in history],
+                fork_flops=float(flops) if flops is not None else None)
 
 
 def run_trial(config: dict, **kwargs) -> list[dict]:

@@ -720,7 +720,8 @@ def test_cpu_study_is_one_sweep_on_one_dataset_on_one_core_per_trial():
         assert spec.task.to_dict() == probe.task.to_dict()  # one cached dataset, one test set
         assert spec.resources == {"cpu": 1, "gpu": 0} and spec.max_concurrent <= 2
         assert spec.training["schedule"] == "wsd"
-        assert spec.families.get("transformer") is None or spec.families["transformer"].augment == [False, True]
+        tf = spec.families.get("transformer")
+        assert tf is None or tf.augment == [False, True]
     assert {s.name for s in (*compute, *data)} == {"cpu-study"}
     assert probe.task.val_trajectories >= 256  # early-stopping choices on a val set this large
     keys = [t.key for t in _trials(compute + data)]

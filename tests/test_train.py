@@ -172,6 +172,11 @@ def test_wsd_branch_from_a_trunk_fork_is_its_standalone_run(tmp_path):
                                                              b["lr"])
     # The fork carries the trunk's rows up to it; the branch continues from its state.
     assert [r["step"] for r in forks[0].fork_rows] == [5, 10]
+    # ... and the trunk's training FLOPs up to it, exactly (no row falls on the fork step)
+    from equisweep.task import TaskConfig, ensure_dataset
+
+    path = ensure_dataset(TaskConfig.from_dict(long.to_dict()["task"]))
+    assert forks[0].fork_flops == train.training_flops(dict(long.to_dict(), steps=fork), path)
     branch = train.run_trial(short.to_dict(), restore_from=forks[0].checkpoint_dir)
     alone = train.run_trial(short.to_dict(), checkpoint_dir=tmp_path / "s")
     got = forks[0].fork_rows + branch

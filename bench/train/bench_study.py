@@ -4,9 +4,11 @@ the trainer of an older commit (default accb14d, issue 18's baseline), both in o
     python bench/train/bench_study.py [--runs 2] [--stack auto] [--baseline accb14d]
     python bench/train/bench_study.py --quick        # minutes: tiny task, sizes and steps
 
-The sweep: every size of sweeps/cpu-study.yaml (5 GATr, 5 transformer × augment off/on = 15)
-× its 3 learning rates × 2,000 steps, batch 8, the study's task and training settings, one
-sweep per family. The baseline side is a git worktree of `--baseline` made here in a temp
+The sweep: the second study design's compute axis, frozen here (STUDY_SIZES: 5 GATr, 5
+transformer × augment off/on = 15 variants) × its 3 learning rates × 2,000 steps × one seed,
+batch 8, with sweeps/cpu-study.yaml's task and training settings, one sweep per family. The
+shape is fixed in this file so that the measurement stays comparable while the study's own
+files change. The baseline side is a git worktree of `--baseline` made here in a temp
 folder (removed at the end); each side runs its own code (PYTHONPATH), on the same dataset
 (generated once, before any timing). Runs alternate, new then baseline, `--runs` times, each
 into a fresh store, with the load average (1 min) before and after every run beside it.
@@ -47,6 +49,14 @@ QUICK_TASK = {
     "frames": 20,
     "bodies": [3, 4],
 }
+STUDY_SIZES = {
+    "gatr": [{"width": w, "depth": d} for w, d in ((8, 2), (6, 2), (4, 2), (4, 1))]
+    + [{"width": 2, "depth": 1, "scalars": 4}],
+    "transformer": [
+        {"width": w, "depth": d} for w, d in ((48, 3), (32, 2), (24, 2), (16, 1), (8, 1))
+    ],
+}
+STUDY_RATES = [3.0e-3, 6.0e-3, 1.2e-2]
 QUICK_SIZES = {
     "gatr": [{"width": 2, "depth": 1, "scalars": 4}],
     "transformer": [{"width": 8, "depth": 1}],
@@ -58,10 +68,14 @@ def sweeps(quick: bool, steps: int | None) -> dict[str, dict]:
     study = yaml.safe_load(STUDY.read_text())
     steps = steps or (20 if quick else 2000)
     out = {}
-    for family, entry in study["families"].items():
+    for family, sizes in STUDY_SIZES.items():
         doc = copy.deepcopy(study)
         doc.pop("description", None)
-        entry = copy.deepcopy(entry)
+        entry = {"sizes": sizes}
+        if family == "transformer":
+            entry["augment"] = [False, True]
+        doc["search"] = {"method": "grid", "params": {"lr": {"choice": STUDY_RATES}}}
+        doc["grid"]["seed"] = [0]
         if quick:
             doc["task"].update(QUICK_TASK)
             entry["sizes"] = QUICK_SIZES[family]

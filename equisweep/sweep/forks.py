@@ -51,14 +51,20 @@ class ForkStore:
             out.write(data)
         self.fs.move(tmp, path)
 
-    def put(self, branch_key: str, checkpoint_dir: str, *, trunk: str, step: int) -> None:
-        """Publish the trunk checkpoint in `checkpoint_dir` as `branch_key`'s fork."""
+    def put(self, branch_key: str, checkpoint_dir: str, *, trunk: str, step: int,
+            flops: float | None = None) -> None:
+        """Publish the trunk checkpoint in `checkpoint_dir` as `branch_key`'s fork; `flops`:
+        the trunk's cumulative FLOPs at `step`, recorded so that a branch resumed from its own
+        checkpoint still knows what its trunk spent (the fork lives until the branch ends)."""
         base = self._dir(branch_key)
         self._put(f"{base}/{CHECKPOINT}", (Path(checkpoint_dir) / CHECKPOINT).read_bytes())
-        self._put(f"{base}/{META}", json.dumps({"trunk": trunk, "step": int(step)}).encode())
+        meta = {"trunk": trunk, "step": int(step)}
+        if flops is not None:
+            meta["flops"] = float(flops)
+        self._put(f"{base}/{META}", json.dumps(meta).encode())
 
     def info(self, branch_key: str) -> dict | None:
-        """{"trunk", "step"} of a complete fork, else None."""
+        """{"trunk", "step"[, "flops"]} of a complete fork, else None."""
         try:
             with self.fs.open_input_stream(f"{self._dir(branch_key)}/{META}") as f:
                 return json.loads(f.read().decode())

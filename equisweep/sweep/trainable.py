@@ -56,9 +56,12 @@ def run(config: dict, prior: str | None = None, stored: dict | None = None) -> N
         restore = prior_checkpoints.fetch_latest(prior, key, (stored or {}).get(key))
     workdir = tempfile.mkdtemp(prefix=f"equisweep-{key}-")
     fault = faults.planned_fault(key, config.get("fault"))
-    shared = {}  # a branch started from its fork: the trunk's FLOPs up to it, exactly
-    if restore is None and wsd.get("role") == "branch" and forks is not None:
-        restore, fork_flops = _start_from_fork(forks, key, int(wsd["fork_step"]))
+    shared = {}  # a WSD branch: the trunk's FLOPs up to its fork, exactly
+    if wsd.get("role") == "branch" and forks is not None:
+        if restore is None:
+            restore, fork_flops = _start_from_fork(forks, key, int(wsd["fork_step"]))
+        else:  # resumed from its own checkpoint: the fork's record still says it
+            fork_flops = _recorded_fork_flops(forks, key, int(wsd["fork_step"]))
         if fork_flops is not None:
             shared = {"fork_flops": fork_flops}
     # A trunk publishes a fork checkpoint for each of its branches (step -> branch keys).
@@ -77,7 +80,8 @@ def run(config: dict, prior: str | None = None, stored: dict | None = None) -> N
                 break
             if emit.fork_step is not None:
                 for branch in fork_keys.get(emit.fork_step, []):
-                    forks.put(branch, emit.checkpoint_dir, trunk=key, step=emit.fork_step)
+                    forks.put(branch, emit.checkpoint_dir, trunk=key, step=emit.fork_step,
+                              flops=emit.fork_flops)
                 shutil.rmtree(emit.checkpoint_dir, ignore_errors=True)
                 continue
             row = dict(emit.row, **shared)  # not a stored column: the driver's tally reads it
@@ -139,6 +143,16 @@ def _start_from_fork(forks: ForkStore, key: str, fork_step: int) -> tuple[str | 
             tune.report(_clean(row))
     flops = state.get("flops")
     return local, (float(flops) if flops is not None else None)
+
+
+def _recorded_fork_flops(forks: ForkStore, key: str, fork_step: int) -> float | None:
+    """The trunk's FLOPs at the fork, as its trunk recorded them (None: an older fork record,
+    or none at this step)."""
+    info = forks.info(key) or {}
+    flops = info.get("flops")
+    if flops is None or int(info.get("step", -1)) != fork_step:
+        return None
+    return float(flops) if math.isfinite(float(flops)) else None
 
 
 def _clean(row: dict) -> dict:
