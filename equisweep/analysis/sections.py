@@ -225,10 +225,17 @@ def best_per_d(sel):
     L(D) is asked at a fixed compute (2410.23179), so the points come from the one (N, S), a
     model size trained for one length, that was run at the most train-set sizes (ties: the
     larger compute); taking each D's best over every length would put a longer run at the
-    largest D. Per D the lowest validation loss wins (fitted loss where none was recorded)."""
+    largest D. Per D the lowest validation loss wins (fitted loss where none was recorded)
+    among the points of one seed, the lowest seed run at that D: seeds are not candidates to
+    choose from (the better of two seeds is biased low, and only at the D that have two);
+    the other seeds measure the run-to-run noise (`noise.py`) that the verdict's intervals
+    include."""
     d = sel[np.isfinite(sel["D"]) & (sel["D"] > 0)]
     if d.empty:
         return d
+    if "seed" in d.columns:
+        seed = d["seed"].fillna(-1)
+        d = d[seed == seed.groupby([d["N"], d["S"], d["D"]]).transform("min")]
     axes = d.groupby(["N", "S"])["D"].nunique().rename("n_d").reset_index()
     axes["C"] = axes["N"] * axes["S"]
     pick = axes.sort_values(["n_d", "C"], ascending=False, kind="stable").iloc[0]

@@ -60,6 +60,21 @@ def test_a_longer_run_at_the_largest_train_set_is_not_a_data_axis_point():
     assert got["key"].tolist() == ["d25", "d100", "d400", "d1600", "d6400"]
 
 
+@settings(max_examples=100, deadline=None)
+@given(tables(), st.lists(st.integers(0, 3), min_size=1, max_size=3, unique=True),
+       st.randoms(use_true_random=False))
+def test_seeds_are_not_candidates_each_d_takes_its_lowest_seed(t, seeds, rnd):
+    """A second seed at some D (the CPU study runs two at its smallest train sets) must not
+    be a second chance: the point is the lowest seed's, however the other seed did."""
+    t = pd.concat([t.assign(seed=s, val_loss=[rnd.uniform(1e-4, 1) for _ in range(len(t))],
+                            key=t["key"] + f"-s{s}") for s in seeds], ignore_index=True)
+    got = best_per_d(t)
+    assert (got["seed"] == min(seeds)).all()
+    # and with the other seeds' rows removed, the same points
+    alone = best_per_d(t[t["seed"] == min(seeds)])
+    assert got["key"].tolist() == alone["key"].tolist()
+
+
 def test_no_train_set_sizes_no_points():
     t = pd.DataFrame({"key": ["a"], "N": [1e3], "S": [100.0], "D": [np.nan],
                       "val_loss": [0.1], "loss": [0.1]})
