@@ -125,6 +125,46 @@ def _best_by_d(points, variant) -> dict:
     return {float(r["D"]): r for _, r in axis.iterrows()}
 
 
+def _by_length(points, variant) -> dict:
+    """{(D, S): point}: the variant's data-axis model (the N of `best_per_d`) at every
+    length it was trained for, per train-set size of its data axis, each picked as
+    `best_per_d` picks (lowest seed, then lowest validation loss). Loss against passes
+    over the train set: does a gap close as epochs grow?"""
+    v = points[points["variant"] == variant]
+    axis = best_per_d(v)
+    if axis.empty:
+        return {}
+    N, Ds = axis["N"].iloc[0], set(axis["D"].astype(float))
+    out = {}
+    for S in sorted(v.loc[v["N"] == N, "S"].unique()):
+        for _, r in best_per_d(v[(v["N"] == N) & (v["S"] == S)]).iterrows():
+            if float(r["D"]) in Ds:
+                out[(float(r["D"]), float(S))] = r
+    return out
+
+
+def _gap_by_passes(a, b, points, sigma) -> tuple[list, str | None]:
+    """Per shared train-set size, the a/b loss ratio at each shared length, with epochs
+    (passes over the train set); and a sentence for the smallest D trained at two lengths."""
+    la, lb = _by_length(points, a), _by_length(points, b)
+    rows = []
+    for D, S in sorted(set(la) & set(lb)):
+        ra, rb = la[(D, S)], lb[(D, S)]
+        r, ci = ratio_interval(ra["loss"], _se(ra), rb["loss"], _se(rb), sigma)
+        rows.append({"D": D, "S": S, "ratio": float(r), "ci": None if ci is None else list(ci),
+                     "epochs": _f(ra["epochs"]), "keys": [str(ra["key"]), str(rb["key"])]})
+    for D in sorted({r["D"] for r in rows}):
+        at = [r for r in rows if r["D"] == D]
+        if len(at) < 2 or at[0]["epochs"] is None or at[-1]["epochs"] is None:
+            continue
+        first, last = at[0], at[-1]
+        return rows, (f"with {D:g} trajectories, {a}'s loss is "
+                      f"{fmt_ratio(first['ratio'], first['ci'])} {b}'s at "
+                      f"{first['epochs']:.3g} epochs and {fmt_ratio(last['ratio'], last['ci'])}"
+                      f" at {last['epochs']:.3g}")
+    return rows, None
+
+
 def _data_efficiency(pairs, points, variants, sigma=0.0):
     if not pairs:
         return "not determined", "not determined: it needs two variants", []
@@ -142,7 +182,8 @@ def _data_efficiency(pairs, points, variants, sigma=0.0):
             rows.append({"D": d, "ratio": float(r), "ci": None if ci is None else list(ci),
                          "keys": [str(ra["key"]), str(rb["key"])],
                          "epochs": [_f(ra["epochs"]), _f(rb["epochs"])]})
-        details.append({"pair": [a, b], "per_D": rows})
+        by_passes, passes_text = _gap_by_passes(a, b, points, sigma)
+        details.append({"pair": [a, b], "per_D": rows, "by_passes": by_passes})
         lo, hi = rows[0], rows[-1]
         than = f" than {b}'s"
         s = (f"with {lo['D']:g} training trajectories {a}'s test loss is "
@@ -151,6 +192,8 @@ def _data_efficiency(pairs, points, variants, sigma=0.0):
             s += f", with {hi['D']:g} {fmt_change(hi['ratio'], hi['ci'])}"
         if hi["epochs"][1] is not None:
             s += f" ({b} at {hi['epochs'][1]:.3g} epochs)"
+        if passes_text:
+            s += f"; {passes_text}"
         parts.append(s)
     if not details:
         return "not determined", "not determined: " + "; ".join(parts), []

@@ -83,3 +83,43 @@ def test_ratio_interval():
     r, (lo, hi) = verdict.ratio_interval(1.0, 0.1, 2.0, 0.2)
     assert r == 0.5 and lo < 0.5 < hi and lo * hi == pytest.approx(0.25)
     assert verdict.ratio_interval(1.0, None, 2.0, 0.2)[1] is None
+
+
+def _axis_points():
+    """Two variants' data axes (D 8 and 64, lengths 750 and 3000, two seeds at D 8) and a
+    compute axis at D 25600 that must stay out of the data axis."""
+    import pandas as pd
+
+    rows = []
+    for variant, N, gap in (("eq", 4e4, 1.0), ("non", 4.5e4, 2.0)):
+        for D in (8.0, 64.0):
+            for S in (750.0, 3000.0):
+                for seed in ((0, 1) if D == 8 else (0,)):
+                    # the non-equivariant variant's gap at D 8 shrinks with length; seed 1 is
+                    # better than seed 0 and must not be picked
+                    loss = 0.01 * (gap if (D == 8 and S == 750) else 1.0) * (0.5 if seed else 1)
+                    rows.append({"variant": variant, "N": N, "S": S, "D": D, "seed": seed,
+                                 "val_loss": loss, "loss": loss, "loss_se": 0.01 * loss,
+                                 "epochs": S * 8 / (23 * D), "key": f"{variant}{D:g}{S:g}{seed}"})
+        for S in (1000.0, 16000.0):
+            rows.append({"variant": variant, "N": N, "S": S, "D": 25600.0, "seed": 0,
+                         "val_loss": 1e-3, "loss": 1e-3, "loss_se": 1e-5, "epochs": 0.1,
+                         "key": f"{variant}c{S:g}"})
+    return pd.DataFrame(rows)
+
+
+def test_the_gap_is_read_against_passes_over_the_train_set():
+    """Question 1's second half (does a gap close as epochs grow?): at each train-set size of
+    the data axis, the ratio at every length both variants ran, lowest seed, with epochs."""
+    rows, text = verdict._gap_by_passes("eq", "non", _axis_points(), sigma=0.0)
+    assert [(r["D"], r["S"]) for r in rows] == [(8, 750), (8, 3000), (64, 750), (64, 3000)]
+    by = {(r["D"], r["S"]): r for r in rows}
+    assert by[(8, 750)]["ratio"] == pytest.approx(0.5)  # eq 0.01 vs non 0.02 (seed 0's)
+    assert by[(8, 3000)]["ratio"] == pytest.approx(1.0)
+    assert by[(8, 750)]["epochs"] == pytest.approx(750 * 8 / (23 * 8))
+    assert all(r["ci"][0] < r["ratio"] < r["ci"][1] for r in rows)
+    assert text.startswith("with 8 trajectories, eq's loss is 0.50× [")
+    assert "non's at 32.6 epochs and 1.00× [" in text and text.endswith("at 130")
+    # run-to-run noise widens every interval
+    wide, _ = verdict._gap_by_passes("eq", "non", _axis_points(), sigma=0.05)
+    assert all(w["ci"][0] < r["ci"][0] and w["ci"][1] > r["ci"][1] for w, r in zip(wide, rows))
