@@ -103,8 +103,8 @@ def _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose
     # The plan's FLOPs bound every step at the largest scene (what the budget admits); with
     # the dataset built they are counted as the trainer will, and the spent ones as it did,
     # so a finished sweep's spend equals its plan.
-    planned_by_variant = _exact_planned_flops(spec, plan, data_dir)
-    plan.planned_flops = float(sum(planned_by_variant.values()))
+    planned_by_group = _exact_planned_flops(spec, plan, data_dir)
+    plan.planned_flops = float(sum(planned_by_group.values()))
     plan.spent_flops = float(store.flops_spent(spec.name).get(spec.name, 0.0))
     summary.update(planned_flops=plan.planned_flops, spent_flops=plan.spent_flops)
     planned_flops = plan.planned_flops + plan.spent_flops
@@ -127,7 +127,7 @@ def _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose
     from equisweep.sweep.progress import ProgressBar, RayMetrics, SweepTally
     from equisweep.sweep.searcher import CellSearcher
 
-    tally = SweepTally(len(plan.slots), planned_by_variant=planned_by_variant)
+    tally = SweepTally(len(plan.slots), planned_by_group=planned_by_group)
     # A terminal gets the bar; a log (a Ray job's, CI's, `| tee`) or --no-progress gets one
     # line per trial event and a progress line a minute, which a log can show.
     bar = progress and _is_terminal(console.console)
@@ -228,8 +228,9 @@ def _build_dataset(spec, data_dir, progress) -> None:
 
 
 def _exact_planned_flops(spec, plan, data_dir) -> dict[str, float]:
-    """Training FLOPs of the planned slots per variant (`analysis.data.variant_name`; their
-    sum is the plan), on the built dataset, each step at its batch's
+    """Training FLOPs of the planned slots per pace group (a variant at one size,
+    `progress.pace_group`: the ETA's unit; their sum is the plan), on the built dataset, each
+    step at its batch's
     padded length (`equisweep.train.training_flops`); a WSD branch or forked slot trains
     from its fork step (the steps before are its trunk's, counted there). The batches'
     lengths depend only on (train set, seed, batch size): computed once per such group, to
@@ -250,12 +251,12 @@ def _exact_planned_flops(spec, plan, data_dir) -> dict[str, float]:
         if config["steps"] > longest.get(group(config), {"steps": 0})["steps"]:
             longest[group(config)] = config
     tokens = {g: batch_tokens(config, path) for g, config in longest.items()}
-    from equisweep.analysis.data import variant_name
+    from equisweep.sweep.progress import pace_group
 
     total: dict[str, float] = {}
     for slot, config in zip(plan.slots, configs):
         start = (slot.fork_step or 0) if slot.role in ("branch", "forked") else 0
-        v = variant_name(config["family"], bool(config.get("augment")))
+        v = pace_group(config)
         total[v] = total.get(v, 0.0) + training_flops(config, path, start,
                                                       tokens=tokens[group(config)])
     return total

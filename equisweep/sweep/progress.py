@@ -10,6 +10,7 @@ and spends its FLOPs on its own, though Tune sees one trial.
 
 from __future__ import annotations
 
+import json
 import math
 
 from ray.tune import Callback
@@ -26,13 +27,23 @@ def _finite(v) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def pace_group(cfg: dict) -> str:
+    """The ETA's unit of pace: one variant at one model size. FLOPs per second of wall
+    differ ~50x between families and several-fold between the sizes of one family on a CPU
+    (per-step overheads dominate small models), so a pace pooled over sizes is wrong whenever
+    the sizes left differ from the sizes done. A config without a size is its variant."""
+    v = variant_name(cfg.get("family", "?"), bool(cfg.get("augment", False)))
+    size = cfg.get("size")
+    return f"{v} {json.dumps(size, sort_keys=True)}" if size else v
+
+
 class SweepTally:
     """Counts of trials by state, FLOPs spent and the best result per variant, from Tune's
     callback events. `total` is the number of trials this run plans."""
 
-    def __init__(self, total: int, planned_by_variant: dict[str, float] | None = None):
+    def __init__(self, total: int, planned_by_group: dict[str, float] | None = None):
         self.total = total
-        self.planned_by_variant = dict(planned_by_variant or {})
+        self.planned_by_group = dict(planned_by_group or {})  # pace group -> planned FLOPs
         self.rate: dict[str, tuple[float, float]] = {}  # uid -> (FLOPs, wall s) of its rows
         self._variant_of: dict[str, str] = {}
         self.running: set[str] = set()
@@ -87,7 +98,8 @@ class SweepTally:
             wall = _finite(result.get("wall_s"))
             if wall is not None and wall > 0:  # the trial's own pace, trunk part included
                 self.__dict__.setdefault("rate", {})[uid] = (f, wall)
-            self.__dict__.setdefault("_variant_of", {})[uid] = self.variant(trial, member or 0)
+            self.__dict__.setdefault("_variant_of", {})[uid] = pace_group(
+                members(trial.config)[member or 0].get("trial", {}))
             f -= shared.get(uid, 0.0)
             self.flops[uid] = max(f, self.flops.get(uid, 0.0))
         if member is not None and result.get("status") in ("finished", "diverged", "failed"):
@@ -134,34 +146,44 @@ class SweepTally:
         return float(sum(self.flops.values()))
 
     def eta_s(self) -> float | None:
-        """Seconds left: each variant's planned FLOPs not yet spent, at the FLOPs per second
-        of wall its own trials have reached (families differ ~50× in that rate, so one
-        sweep-wide FLOP rate is wrong whenever the mix left differs from the mix done),
-        spread over the trials running at once. A variant none of whose trials has reported
-        yet goes at the pooled rate of those that have, until its own is measured; None
-        before any trial has reported."""
-        planned = self.__dict__.get("planned_by_variant") or {}
+        """Seconds left: the planned FLOPs not yet spent of each pace group (a variant at one
+        size, `pace_group`; `planned_by_group` is keyed by it), at the FLOPs per second of
+        wall its own trials have reached, spread over the trials running at once. A group
+        none of whose trials has reported yet goes at its variant's rate, else at the pooled
+        rate of every trial that has, until its own is measured; None before any trial has
+        reported."""
+        # a tally pickled by an older driver (resume) planned by variant: its keys are
+        # variants, which the fallback below reads as groups without a size
+        planned = (self.__dict__.get("planned_by_group")
+                   or self.__dict__.get("planned_by_variant") or {})
         if not planned:
             return None
         spent: dict[str, float] = {}
         pace: dict[str, list[float]] = {}
         variant_of = self.__dict__.get("_variant_of", {})
         for uid, f in self.flops.items():
-            v = variant_of.get(uid)
-            spent[v] = spent.get(v, 0.0) + f
+            g = variant_of.get(uid)
+            spent[g] = spent.get(g, 0.0) + f
         for uid, (f, wall) in self.__dict__.get("rate", {}).items():
-            p = pace.setdefault(variant_of.get(uid), [0.0, 0.0])
-            p[0], p[1] = p[0] + f, p[1] + wall
-        pooled = [sum(p[0] for p in pace.values()), sum(p[1] for p in pace.values())]
+            g = variant_of.get(uid) or "?"
+            for key in {g, g.split(" ", 1)[0]}:  # the group's, and its variant's
+                p = pace.setdefault(key, [0.0, 0.0])
+                p[0], p[1] = p[0] + f, p[1] + wall
+        pooled = [0.0, 0.0]
+        for f, wall in self.__dict__.get("rate", {}).values():
+            pooled[0], pooled[1] = pooled[0] + f, pooled[1] + wall
         if pooled[0] <= 0 or pooled[1] <= 0:
             return None
         seconds = 0.0
-        for v, flops in planned.items():
-            left = max(0.0, flops - spent.get(v, 0.0))
+        for g, flops in planned.items():
+            left = max(0.0, flops - spent.get(g, 0.0))
             if left <= 0:
                 continue
-            f, wall = pace.get(v, (0.0, 0.0))
-            if f <= 0 or wall <= 0:
+            for key in (g, g.split(" ", 1)[0]):
+                f, wall = pace.get(key, (0.0, 0.0))
+                if f > 0 and wall > 0:
+                    break
+            else:
                 f, wall = pooled
             seconds += left / (f / wall)
         return seconds / max(1, len(self.running))

@@ -77,7 +77,7 @@ def test_eta_follows_each_variants_own_pace():
     """Issue 20: the ETA extrapolated one sweep-wide FLOP rate (7 s shown, 74 s left), while
     families differ ~50x in FLOPs per second of wall. Each variant's FLOPs left go at its
     own measured pace."""
-    tally = SweepTally(4, planned_by_variant={"gatr": 1e12, "transformer": 1e10})
+    tally = SweepTally(4, planned_by_group={"gatr": 1e12, "transformer": 1e10})
     gatr = SimpleNamespace(trial_id="g", config={"trial": {"family": "gatr"}})
     tf = SimpleNamespace(trial_id="t", config={"trial": {"family": "transformer"}})
     assert tally.eta_s() is None  # no pace measured yet
@@ -90,3 +90,32 @@ def test_eta_follows_each_variants_own_pace():
     # gatr: 8e11 left at 1e10/s = 80 s; transformer: 5e9 left at 2e8/s = 25 s; 2 at once.
     assert tally.eta_s() == (80.0 + 25.0) / 2
     # A single sweep-wide rate would say (8e11 + 5e9) / (2.05e11 / 45 s) / 2 = 88 s.
+
+
+def test_eta_follows_each_sizes_own_pace():
+    """Issue 20: the ETA should come from measured wall time per family and size. The CPU
+    study's last transformer trunks (8x1: per-step overheads, a low FLOP rate) got a 26 s
+    ETA with ~6 minutes left, at a pace pooled over its sizes. Each (variant, size) goes at
+    its own pace; a size not yet measured at its variant's; a variant not yet measured at
+    the pooled pace."""
+    from equisweep.sweep.progress import pace_group
+
+    def trial(tid, width):
+        return SimpleNamespace(trial_id=tid, config={"trial": {
+            "family": "transformer", "augment": True, "size": {"width": width, "depth": 1}}})
+
+    big, small, unseen = trial("b", 16), trial("s", 8), trial("u", 4)
+    g = {t.trial_id: pace_group(t.config["trial"]) for t in (big, small, unseen)}
+    assert g["b"] == 'transformer+aug {"depth": 1, "width": 16}' and len(set(g.values())) == 3
+    tally = SweepTally(3, planned_by_group={g["b"]: 2e12, g["s"]: 2e10, g["u"]: 1e10,
+                                            "gatr": 1e12})
+    for t in (big, small):
+        tally.start(t)
+    tally.result(big, {"step": 10, "flops": 1e12, "wall_s": 100.0})  # 1e10 FLOP/s
+    tally.result(small, {"step": 10, "flops": 1e10, "wall_s": 100.0})  # 1e8 FLOP/s
+    # big: 1e12 left at 1e10/s = 100 s; small: 1e10 left at 1e8/s = 100 s; unseen: its
+    # variant's pace (1.01e12 / 200 s); gatr: the pooled pace (the same here); 2 at once
+    variant = 1.01e12 / 200.0
+    assert tally.eta_s() == pytest.approx((100.0 + 100.0 + 1e10 / variant + 1e12 / variant) / 2)
+    # pooled over the sizes (the old rule) small's 1e10 left would have counted as 2 s
+    assert 1e10 / variant < 2.0
