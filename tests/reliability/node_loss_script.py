@@ -81,6 +81,9 @@ def kill_a_busy_node(cluster: Cluster, workers: list, store: Path, keys: list[st
                                               if a["Address"]["NodeID"] == node.node_id]
                 report["rows_stored_before"] = len(raw_rows(store))
                 t0 = time.time()
+                # Read before the removal: once the node is gone its stack is retried on a
+                # survivor and a tiny sweep can end before Ray declares the node dead.
+                running = not stop.is_set()
                 cluster.remove_node(node, allow_graceful=False)
                 # Safety net only: Ray declares a node dead after its health checks fail.
                 while time.time() - t0 < DEAD_WITHIN_S and any(
@@ -88,7 +91,7 @@ def kill_a_busy_node(cluster: Cluster, workers: list, store: Path, keys: list[st
                     time.sleep(0.5)
                 report["node_declared_dead_after_s"] = round(time.time() - t0, 1)
                 report["alive_nodes_after"] = sum(1 for n in ray.nodes() if n["Alive"])
-                report["sweep_running_when_node_died"] = not stop.is_set()
+                report["sweep_running_when_node_died"] = running
                 return
             time.sleep(0.2)
         report["error"] = "no trial reached its first checkpoint in time"
