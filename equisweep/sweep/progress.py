@@ -37,6 +37,11 @@ def pace_group(cfg: dict) -> str:
     return f"{v} {json.dumps(size, sort_keys=True)}" if size else v
 
 
+def _group_variant(group: str) -> str:
+    """The variant of a `pace_group` (variant names hold no space)."""
+    return group.split(" ", 1)[0]
+
+
 class SweepTally:
     """Counts of trials by state, FLOPs spent and the best result per variant, from Tune's
     callback events. `total` is the number of trials this run plans."""
@@ -164,13 +169,12 @@ class SweepTally:
         for uid, f in self.flops.items():
             g = variant_of.get(uid)
             spent[g] = spent.get(g, 0.0) + f
+        pooled = [0.0, 0.0]
         for uid, (f, wall) in self.__dict__.get("rate", {}).items():
             g = variant_of.get(uid) or "?"
-            for key in {g, g.split(" ", 1)[0]}:  # the group's, and its variant's
+            for key in {g, _group_variant(g)}:  # the group's, and its variant's
                 p = pace.setdefault(key, [0.0, 0.0])
                 p[0], p[1] = p[0] + f, p[1] + wall
-        pooled = [0.0, 0.0]
-        for f, wall in self.__dict__.get("rate", {}).values():
             pooled[0], pooled[1] = pooled[0] + f, pooled[1] + wall
         if pooled[0] <= 0 or pooled[1] <= 0:
             return None
@@ -179,7 +183,7 @@ class SweepTally:
             left = max(0.0, flops - spent.get(g, 0.0))
             if left <= 0:
                 continue
-            for key in (g, g.split(" ", 1)[0]):
+            for key in (g, _group_variant(g)):
                 f, wall = pace.get(key, (0.0, 0.0))
                 if f > 0 and wall > 0:
                     break

@@ -66,7 +66,8 @@ def run_stack(config: dict, prior: str | None = None, stored: dict | None = None
             i = live[pos]
             if emit.fork_step is not None:
                 for branch in fork_keys[i].get(emit.fork_step, []):
-                    forks.put(branch, emit.checkpoint_dir, trunk=keys[i], step=emit.fork_step)
+                    forks.put(branch, emit.checkpoint_dir, trunk=keys[i], step=emit.fork_step,
+                              flops=emit.fork_flops)
                 shutil.rmtree(emit.checkpoint_dir, ignore_errors=True)
                 continue
             row = dict(emit.row, member=i)

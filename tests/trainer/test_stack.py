@@ -121,6 +121,12 @@ def test_member_checkpoints_are_trial_checkpoints(tmp_path):
     forks = [(m, e) for m, e in full if e.fork_step is not None]
     assert [(m, e.fork_step) for m, e in forks] == [(1, 12)]
     assert [r["step"] for r in forks[0][1].fork_rows] == [5, 10]
+    # ... and the member's training FLOPs at the fork, as its lone run counts them (the fork
+    # record carries them to a branch resumed from its own checkpoint)
+    from equisweep.task import TaskConfig, ensure_dataset
+
+    path = ensure_dataset(TaskConfig.from_dict(configs[1]["task"]))
+    assert forks[0][1].fork_flops == train.training_flops(dict(configs[1], steps=12), path)
 
     resumed = train_stack.run_stack(configs, checkpoint_dirs=[tmp_path / "b0", tmp_path / "b1"],
                                     restore_from=at10, dtype=torch.float64)
