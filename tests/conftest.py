@@ -86,7 +86,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def ray_head(*args: str, log=None):
+def ray_head(*args: str, log=None, client_port: int | None = None):
     """A test's own Ray cluster: `ray start --head --block` in its own process group.
 
     On exit only the `ray start` process gets SIGTERM: it drains the node through the GCS
@@ -96,7 +96,8 @@ def ray_head(*args: str, log=None):
     out = open(log, "wb") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
         [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
-         "--num-cpus=2", "--disable-usage-stats", f"--ray-client-server-port={free_port()}",
+         "--num-cpus=2", "--disable-usage-stats",
+         f"--ray-client-server-port={client_port or free_port()}",
          # Fixed default ports collide with any other Ray on the machine (the session's own
          # local Ray, a user's): the job agent's 52365 most visibly ("no available agent").
          f"--dashboard-agent-listen-port={free_port()}", *args],

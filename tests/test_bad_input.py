@@ -190,6 +190,12 @@ CASES += [
     ("resume_store_is_a_file", ["resume", "x", "--store", "{tmp}/afile"], "{tmp}/afile"),
     ("submit_address_not_url",
      ["submit", "{tmp}/sweeps/good.yaml", "--address", "not-a-url"], "--address"),
+    # a cluster's trials run on its nodes: a laptop path is refused as for `submit` (issue 20)
+    ("run_address_local_store",
+     ["run", "{tmp}/sweeps/good.yaml", "--address", "ray://127.0.0.1:1", "--store",
+      "{tmp}/store"], "--shared-store"),
+    ("resume_address_local_store",
+     ["resume", "x", "--address", "127.0.0.1:1", "--store", "{tmp}/store"], "--shared-store"),
     # data generate / info
     ("data_negative_count", ["data", "generate", "--trajectories", "-5", "--out", "{tmp}/d"],
      "--trajectories"),

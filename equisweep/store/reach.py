@@ -19,6 +19,15 @@ def require_cluster_store(store: str, *, shared: bool, flag: str = "--store") ->
     )
 
 
+def require_store_for(address: str | None, store: str, *, shared: bool) -> str:
+    """`run`/`resume --address A`: a cluster's trials run on its nodes, so the store must be
+    one they all reach, as for `submit`. `local` (the embedded Ray) needs nothing. Only an
+    explicit `--address` is checked: inside a submitted job ($RAY_ADDRESS) `submit` did."""
+    if address in (None, "local"):
+        return store
+    return require_cluster_store(store, shared=shared)
+
+
 def add_shared_store_argument(parser) -> None:
     parser.add_argument("--shared-store", action="store_true",
                         help="the local --store path is shared by every cluster node (NFS)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from equisweep.store.layout import is_uri
 from equisweep.store.naming import add_store_argument, store_location
-from equisweep.store.reach import probe_writable
+from equisweep.store.reach import add_shared_store_argument, probe_writable, require_store_for
 
 
 def add_arguments(p) -> None:
@@ -12,6 +12,7 @@ def add_arguments(p) -> None:
     p.add_argument("--address", default=None,
                    help="Ray cluster to join (default: $RAY_ADDRESS, else an embedded local Ray)")
     add_store_argument(p)
+    add_shared_store_argument(p)
     p.add_argument("--data-dir", default=None,
                    help="dataset cache (default: $EQUISWEEP_DATA or ~/.cache/equisweep/data)")
     p.add_argument("-v", "--verbose", action="count", default=0,
@@ -35,7 +36,8 @@ def run(args) -> int:
     if not args.report_every > 0:
         raise UserError(f"--report-every must be > 0 seconds, got {args.report_every:g}")
     spec = load_spec(args.sweep)
-    store = store_location(args.store, spec.store)
+    store = require_store_for(args.address, store_location(args.store, spec.store),
+                              shared=args.shared_store)
     if is_uri(store):  # a mistyped bucket: one line now, not a traceback after Ray starts
         probe_writable(store)
     summary = run_sweep(spec, store_uri=store,

@@ -131,12 +131,17 @@ def _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose
     # A terminal gets the bar; a log (a Ray job's, CI's, `| tee`) or --no-progress gets one
     # line per trial event and a progress line a minute, which a log can show.
     bar = progress and _is_terminal(console.console)
-    callbacks = [ProgressBar(tally, spec.name, stream=console.console, enabled=bar),
-                 RayMetrics(tally, spec.name, plan.planned_flops)]
-    if not bar:
-        from equisweep.sweep.trial_lines import TrialLines
+    from equisweep.sweep.client_relay import in_client_mode
+    from equisweep.sweep.trial_lines import TrialLines
 
-        callbacks.append(TrialLines(tally, spec.name, stream=console.console))
+    mirror = None
+    if in_client_mode():  # the callbacks run on the cluster: their output comes back here
+        callbacks, mirror = _client_callbacks(tally, spec, plan, bar, console)
+    else:
+        callbacks = [ProgressBar(tally, spec.name, stream=console.console, enabled=bar),
+                     RayMetrics(tally, spec.name, plan.planned_flops)]
+        if not bar:
+            callbacks.append(TrialLines(tally, spec.name, stream=console.console))
     from equisweep.sweep.stacking import stacks
 
     groups = stacks(spec, plan.slots)  # `training.stack`: one Tune trial per stack
@@ -158,8 +163,12 @@ def _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose
         live.start()
     try:
         with console.tune_output(), stop.during_fit():
+            if mirror is not None:
+                mirror.start()
             results = tuner.fit()
     finally:
+        if mirror is not None:
+            mirror.stop()
         beat.stop()
         if live is not None:
             live.stop()
@@ -169,6 +178,23 @@ def _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose
     summary["unfinished"] = reconcile.unfinished(store, spec, plan, results)
     if live is not None:
         summary["report"] = live.final() and live.html
+
+
+def _client_callbacks(tally, spec, plan, bar: bool, console):
+    """Under Ray Client: the callbacks that run on the cluster, and the `Mirror` that shows
+    their bar or lines here (sweep/client_relay.py)."""
+    from equisweep.sweep.client_relay import Board, Mirror, Post
+    from equisweep.sweep.progress import ProgressBar, RayMetrics
+    from equisweep.sweep.trial_lines import TrialLines
+
+    board = Board.remote()
+    lines = None if bar else TrialLines(tally, spec.name)
+    remote = [ProgressBar(tally, spec.name, enabled=False),  # keeps the tally on the cluster
+              RayMetrics(tally, spec.name, plan.planned_flops),
+              *([lines] if lines is not None else []),
+              Post(board, tally, lines)]
+    shown = ProgressBar(tally, spec.name, stream=console.console) if bar else None
+    return remote, Mirror(board, tally, bar=shown, stream=None if bar else console.console)
 
 
 def _note_ray_logs(console) -> None:

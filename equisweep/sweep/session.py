@@ -11,6 +11,7 @@ from equisweep.errors import UserError
 logger = logging.getLogger(__name__)
 # The embedded Ray's watchdog (equisweep.sweep.watchdog): held for the driver's lifetime.
 _watchdog = None
+_client_dashboard: str | None = None  # the dashboard of a cluster joined by ray://
 
 
 def use_token_if_available() -> None:
@@ -76,10 +77,14 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, quiet: b
         if is_gcs_address(address):
             check_this_machine_is_a_node(address)
         try:
-            ray.init(address=address, **kwargs)
+            ctx = ray.init(address=address, **kwargs)
         except (ConnectionError, ValueError) as exc:
             msg = " ".join(str(exc).split())[:300]
             raise UserError(f"--address {address}: cannot reach a Ray cluster ({msg})") from None
+        global _client_dashboard
+        # Under Ray Client the runtime context has no dashboard URL and this process no Ray
+        # node: the URL comes back with the connection (ray://, issue 20).
+        _client_dashboard = getattr(ctx, "dashboard_url", None)
     return ray.get_runtime_context()
 
 
@@ -137,6 +142,9 @@ def _local_ips() -> set[str]:
 def dashboard_url() -> str | None:
     import ray
 
+    if ray.util.client.ray.is_connected():
+        url = _client_dashboard
+        return f"http://{url}" if url and not url.startswith("http") else url
     try:
         url = ray.get_runtime_context().dashboard_url if hasattr(
             ray.get_runtime_context(), "dashboard_url") else None

@@ -65,7 +65,7 @@ def test_driver_killed_three_times_then_resumed_equals_uninterrupted_run(
     other["families"] = {"transformer": other["families"]["transformer"]}
     other_file = write_yaml(tmp_path / "other.yaml", other)
     base, killed = tmp_path / "base", tmp_path / "killed"
-    common = ["--address", address, "--no-progress"]
+    common = ["--address", address, "--shared-store", "--no-progress"]
 
     # Uninterrupted reference, written at the same time as a second sweep into one store.
     a = Driver(["run", str(sweep_file), "--store", str(base), *common], tmp_path / "base.log")
@@ -80,8 +80,8 @@ def test_driver_killed_three_times_then_resumed_equals_uninterrupted_run(
     for i, (moment, rows) in enumerate(KILL_AT, start=1):
         stored = _kill_when(driver, killed, rows)
         moments.append((moment, stored))
-        driver = Driver(["resume", NAME, "--store", str(killed), "--address", address],
-                        tmp_path / f"kill-{i}.log")
+        driver = Driver(["resume", NAME, "--store", str(killed), "--address", address,
+                         "--shared-store"], tmp_path / f"kill-{i}.log")
     assert driver.wait() == 0, driver.tail()
     print("kill moments (moment, distinct rows stored):", moments)
     assert [m[1] for m in moments] == sorted({m[1] for m in moments})  # distinct, in order

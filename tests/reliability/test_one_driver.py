@@ -72,7 +72,7 @@ def test_a_second_driver_and_a_resume_are_refused_and_a_dead_drivers_lease_is_ta
     address, _ = head_cluster
     name = "leased"
     store_path = tmp_path / "store"
-    common = ["--store", str(store_path), "--address", address]
+    common = ["--store", str(store_path), "--address", address, "--shared-store"]
     first = Driver(["run", str(_sweep(tmp_path, name)), *common, "--no-progress"],
                    tmp_path / "first.log", _gate(tmp_path))
     _wait_for_gated_trial(first, tmp_path / "marks")
@@ -97,7 +97,7 @@ def test_a_signal_mid_sweep_exits_non_zero_saying_how_to_resume(head_cluster, tm
     address, _ = head_cluster
     name = f"stopped-{sig.name.lower()}"
     store_path = tmp_path / "store"
-    common = ["--store", str(store_path), "--address", address]
+    common = ["--store", str(store_path), "--address", address, "--shared-store"]
     driver = Driver(["run", str(_sweep(tmp_path, name)), *common, "--no-progress"],
                     tmp_path / "run.log", _gate(tmp_path))
     _wait_for_gated_trial(driver, tmp_path / "marks")
@@ -131,7 +131,7 @@ def test_readers_work_beside_a_live_driver(head_cluster, tmp_path):
     name = "read-live"
     store_path = tmp_path / "store"
     driver = Driver(["run", str(_sweep(tmp_path, name)), "--store", str(store_path),
-                     "--address", address, "--no-progress"], tmp_path / "run.log",
+                     "--address", address, "--shared-store", "--no-progress"], tmp_path / "run.log",
                     _gate(tmp_path))
     try:
         _wait_for_gated_trial(driver, tmp_path / "marks")

@@ -28,7 +28,8 @@ def test_unavailable_resources_on_a_cluster_give_up_after_the_documented_wait(
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["EQUISWEEP_PENDING_TIMEOUT_S"] = "3"
     out = subprocess.run([sys.executable, "-m", "equisweep.cli", "run", str(sweep_file),
-                          "--address", address, "--no-progress"], cwd=ROOT, env=env,
+                          "--address", address, "--shared-store", "--no-progress"],
+                         cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
     lines = [ln for ln in out.stderr.splitlines() if ln.startswith("equisweep")]

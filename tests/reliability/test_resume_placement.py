@@ -67,7 +67,7 @@ def test_resume_writes_into_the_store_it_is_given(head_cluster, tmp_path, how):
     fault_env = {"EQUISWEEP_FAULT": "gate@20", "EQUISWEEP_FAULT_DIR": str(faults / "fired"),
                  "EQUISWEEP_FAULT_GATE": str(gate)}
 
-    run = Driver(["run", sweep_file.name, "--address", address, "--no-progress"],
+    run = Driver(["run", sweep_file.name, "--address", address, "--shared-store", "--no-progress"],
                  tmp_path / "run.log", env=fault_env, cwd=first)
     _wait_for_gated_trials(run, first / "results", faults / "fired", n=2)
     run.kill()
@@ -81,7 +81,8 @@ def test_resume_writes_into_the_store_it_is_given(head_cluster, tmp_path, how):
     old_before = _snapshot(old) if old.exists() else None
     gate.touch()
     resume = Driver(["resume", NAME, "--store", os.path.relpath(new, elsewhere),
-                     "--address", address], tmp_path / "resume.log", cwd=elsewhere)
+                     "--address", address, "--shared-store"], tmp_path / "resume.log",
+                    cwd=elsewhere)
     assert resume.wait() == 0, resume.tail()
 
     # Nothing written anywhere but the store it was given.

@@ -138,7 +138,7 @@ def test_driver_killed_mid_stack_then_resumed_finishes_every_member_once(head_cl
         "EQUISWEEP_FAULT_DIR": str(faults / "fired"),
         "EQUISWEEP_FAULT_GATE": str(gate),
     }
-    common = ["--address", address, "--no-progress"]
+    common = ["--address", address, "--shared-store", "--no-progress"]
     run = Driver(
         ["run", str(sweep_file), "--store", str(store_path), *common], tmp_path / "run.log", env=env
     )
@@ -149,7 +149,8 @@ def test_driver_killed_mid_stack_then_resumed_finishes_every_member_once(head_cl
     run.kill()
     gate.touch()
     resume = Driver(
-        ["resume", name, "--store", str(store_path), "--address", address], tmp_path / "resume.log"
+        ["resume", name, "--store", str(store_path), "--address", address, "--shared-store"],
+        tmp_path / "resume.log",
     )
     assert resume.wait() == 0, resume.tail()
 

@@ -123,7 +123,7 @@ def test_driver_killed_mid_trunk_then_mid_branch_resumes_to_every_length_once(
     spec = parse_spec(dict(wsd_dict(name), store=str(store_path)), source="x.yaml")
     trunk, branch = roles(spec)
     markers = tmp_path / "markers"
-    common = ["--store", str(store_path), "--address", address]
+    common = ["--store", str(store_path), "--address", address, "--shared-store"]
 
     # 1. The trunk waits at step 20, before its fork at 30: kill the driver there.
     hold = {"EQUISWEEP_FAULT_DIR": str(markers), "EQUISWEEP_FAULT": "gate@20",
