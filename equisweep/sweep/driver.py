@@ -318,7 +318,24 @@ def _trainable(spec, store_uri: str, stored: dict[str, int]):
     # Interrupted trials continue from their own weights-only checkpoints of earlier runs,
     # never from one past the last row the store holds for them (`reconcile.held`).
     prior = os.path.join(tune_dir(store_uri), spec.name)
-    return tune.with_resources(tune.with_parameters(run, prior=prior, stored=stored), res)
+    return tune.with_resources(_named(tune.with_parameters(run, prior=prior, stored=stored),
+                                      spec.name), res)
+
+
+TRIAL_ACTOR = "EquisweepTrial"
+
+
+def _named(fn, sweep: str):
+    """Tune's class for a function trainable, renamed: Ray names an actor after its class,
+    and Tune's wrapper is always `ImplicitFunc`, so the dashboard's Actors view showed every
+    trial of every sweep as that (issue 20). The repr (`_name`: the Actors view's Repr column
+    and the prefix of the worker's log lines) names the sweep; one actor serves several
+    trials of it (`reuse_actors`), and each trial's first log line names the trial."""
+    from ray.tune.trainable.function_trainable import wrap_function
+
+    named = type(TRIAL_ACTOR, (wrap_function(fn),), {"_name": f"equisweep:{sweep}"})
+    named.__qualname__ = TRIAL_ACTOR
+    return named
 
 
 def trial_name(trial) -> str:

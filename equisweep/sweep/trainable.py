@@ -43,8 +43,8 @@ def run(config: dict, prior: str | None = None, stored: dict | None = None) -> N
 
         return run_stack(config, prior=prior, stored=stored)
     key = config["key"]
-    # Ray shows trial actors as `ImplicitFunc` (one actor serves several trials): this line
-    # makes a trial findable by name in its worker's log (dashboard: Actors/Logs views).
+    # One `EquisweepTrial` actor serves several trials (reuse_actors): this line makes a
+    # trial findable by name in its worker's log (dashboard: Actors/Logs views).
     print(f"equisweep trial {config.get('label', '')} key {key}", flush=True)
     wsd = config.get("wsd") or {}
     forks = ForkStore(*config["fork_store"]) if config.get("fork_store") else None

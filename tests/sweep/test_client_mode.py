@@ -8,6 +8,7 @@ user saw no trial, and `status` no spend (issue 20). They come back through a bo
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -20,6 +21,7 @@ import pytest
 import yaml
 
 from equisweep.sweep.client_relay import Board, Mirror, Post
+from equisweep.sweep.driver import TRIAL_ACTOR
 from equisweep.sweep.progress import ProgressBar, SweepTally
 from tests.conftest import free_port, ray_head
 from tests.reliability.conftest import reliability_sweep
@@ -56,8 +58,17 @@ def test_a_ray_client_run_shows_its_trials_dashboard_and_spend(tmp_path):
             [sys.executable, "-m", "equisweep.cli", "run", str(sweep), "--address",
              f"ray://127.0.0.1:{client}", "--store", str(store), "--shared-store"],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+        # What the dashboard's Actors view lists (its state API, with the token).
+        actors = subprocess.run(
+            [sys.executable, "-m", "ray.scripts.scripts", "list", "actors", "--address",
+             f"http://127.0.0.1:{dash}", "--format", "json", "--detail"],
+            env=dict(env, RAY_AUTH_MODE="token"), capture_output=True, text=True, timeout=120)
     text = out.stdout + out.stderr
     assert out.returncode == 0, text[-3000:]
+    listed = json.loads(actors.stdout)
+    trials = [a for a in listed if a["class_name"] == TRIAL_ACTOR]
+    assert trials and not [a for a in listed if a["class_name"] == "ImplicitFunc"], listed
+    assert {a.get("repr_name") for a in trials} == {"equisweep:client"}, trials
     assert f"Ray dashboard: http://127.0.0.1:{dash}" in text
     # A pipe is not a terminal: one line per trial event, as a local run writes them.
     started = re.findall(r"^\[\d\d:\d\d:\d\d\] started (\S+)$", text, re.M)
