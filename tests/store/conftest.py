@@ -2,19 +2,47 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+
 import pytest
 from storehelp import metric, trial
 
 from equisweep import cli
 from equisweep.store import open_store
 from tests.helpers.cli import run_cli as _run_cli
+from tests.reliability.s3 import moto_s3
 
 STORE_COMMANDS = ("query", "status", "store", "best")
 
 
+@pytest.fixture(scope="session")
+def _s3_server():
+    """One moto S3 server for the session's store tests; its AWS variables are set only for
+    the tests that use it (by `store_uri`), not for every later test of the session."""
+    saved = dict(os.environ)
+    with moto_s3("store-tests") as (_, bucket, env):
+        os.environ.clear()
+        os.environ.update(saved)
+        yield bucket, env
+
+
+@pytest.fixture(params=["local", "s3"])
+def store_uri(request, tmp_path, monkeypatch):
+    """Every store test runs on a local folder and on an S3 bucket (moto's real server), as
+    users keep stores both ways; a test about local files asks for `local` only
+    (`@pytest.mark.parametrize("store_uri", ["local"], indirect=True)`)."""
+    if request.param == "local":
+        return str(tmp_path / "results")
+    bucket, env = request.getfixturevalue("_s3_server")
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return f"s3://{bucket}/{uuid.uuid4().hex}"
+
+
 @pytest.fixture
-def store(tmp_path):
-    return open_store(tmp_path / "results")
+def store(store_uri):
+    return open_store(store_uri)
 
 
 @pytest.fixture

@@ -92,7 +92,7 @@ def test_table_shows_the_hparams_the_stored_spec_searches(lr_store, run_cli):
         assert "hp_weight_decay" in header and "hp_lr" not in header, argv
 
 
-def test_store_written_before_the_typed_columns_still_reads(store, tmp_path):
+def test_store_written_before_the_typed_columns_still_reads(store):
     """A fragment with the old trial schema: the typed columns are derived from its JSON."""
     old = [f for f in TRIAL_SCHEMA if f.name != "sweep" and not f.name.startswith(
         ("hp_", "size_")) and f.name != "equivariant"] + [pa.field("_seq", pa.int64(), False)]
@@ -101,9 +101,10 @@ def test_store_written_before_the_typed_columns_still_reads(store, tmp_path):
             "_seq": [1]}
     table = pa.table({f.name: pa.array(rows.get(f.name, [None]), f.type) for f in old},
                      schema=pa.schema(old))
-    folder = tmp_path / "results" / "trials" / "sweep=old"
-    folder.mkdir(parents=True)
-    pq.write_table(table, folder / "part-00000000000000000001-x.parquet")
+    folder = f"{store.root}/trials/sweep=old"
+    store.filesystem.create_dir(folder, recursive=True)
+    pq.write_table(table, f"{folder}/part-00000000000000000001-x.parquet",
+                   filesystem=store.filesystem)
     t = store.trials("old")
     assert t.schema == TRIAL_SCHEMA
     assert t.column("hp_lr").to_pylist() == [0.002] and t.column("size_width").to_pylist() == [4]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow.parquet as pq
 import pytest
-from storehelp import metric, trial
+from storehelp import metric, part_files, stored_files, trial
 
 from equisweep.store.best import best_trials
 
@@ -38,7 +38,7 @@ def scored(store):
     return store
 
 
-def test_baselines_table_round_trips_newest_row_wins(store, tmp_path):
+def test_baselines_table_round_trips_newest_row_wins(store):
     store.write_baselines("q", [baseline("constant_velocity", 1.0)])
     store.write_baselines("q", [baseline("constant_velocity", 0.5), baseline("copy_last", 3.0)])
     t = store.baselines("q")
@@ -47,18 +47,19 @@ def test_baselines_table_round_trips_newest_row_wins(store, tmp_path):
     assert set(t.column_names) >= {"sweep", "dataset", "delta", "split", "baseline", "loss",
                                    "loss_se", "windows"}
     # Plain Parquet where the layout says, readable without equisweep.
-    files = list((tmp_path / "results" / "baselines" / "sweep=q").glob("part-*.parquet"))
-    assert len(files) == 2 and pq.read_table(files[0]).num_rows >= 1
+    files = part_files(store, "baselines/sweep=q")
+    assert len(files) == 2
+    assert pq.read_table(f"{store.root}/{files[0]}", filesystem=store.filesystem).num_rows >= 1
     assert "q" in store.sweeps()
     assert store.baselines("q", where="baseline == 'copy_last'").num_rows == 1
 
 
-def test_bad_baseline_rows_are_refused_before_writing(store, tmp_path):
+def test_bad_baseline_rows_are_refused_before_writing(store):
     with pytest.raises(ValueError, match="split"):
         store.write_baselines("q", [{"dataset": "rb", "delta": 1, "baseline": "x"}])
     with pytest.raises(ValueError, match="unknown baseline column"):
         store.write_baselines("q", [baseline("x", 1.0, colour="red")])
-    assert not (tmp_path / "results" / "baselines").exists()
+    assert stored_files(store) == []
 
 
 def test_final_has_test_se_windows_and_skill_against_constant_velocity(scored):

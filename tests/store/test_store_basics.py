@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pytest
-from storehelp import metric, trial
+from storehelp import metric, part_files, stored_files, trial
 
 from equisweep.errors import UserError
 from equisweep.store import FINAL_SCHEMA, METRIC_SCHEMA, TRIAL_SCHEMA, open_store
@@ -83,15 +83,15 @@ def test_mock_filesystem_uri():
     assert s.check().good == 2
 
 
-def test_layout_is_hive_partitioned_and_readable_by_pyarrow(filled, tmp_path):
-    root = tmp_path / "results"
-    names = sorted(p.relative_to(root).parts[:2] for p in root.rglob("*.parquet"))
-    assert {n[0] for n in names} == {"trials", "metrics"}
-    assert {n[1] for n in names} == {"sweep=alpha", "sweep=beta"}
-    for p in root.rglob("*.parquet"):
-        assert p.name.startswith("part-") and len(p.name.split("-")) == 3
+def test_layout_is_hive_partitioned_and_readable_by_pyarrow(filled):
+    parquet = [p.split("/") for p in stored_files(filled) if p.endswith(".parquet")]
+    assert {p[0] for p in parquet} == {"trials", "metrics"}
+    assert {p[1] for p in parquet} == {"sweep=alpha", "sweep=beta"}
+    for p in parquet:
+        assert p[-1].startswith("part-") and len(p[-1].split("-")) == 3
     # What pandas/DuckDB do: read the folder with hive partitioning.
-    raw = ds.dataset(root / "metrics", format="parquet", partitioning="hive").to_table()
+    raw = ds.dataset(f"{filled.root}/metrics", filesystem=filled.filesystem, format="parquet",
+                     partitioning="hive").to_table()
     assert raw.num_rows == 11 and "sweep" in raw.column_names
 
 
@@ -125,8 +125,8 @@ def test_values_round_trip(store):
     assert m["grad_norm"] is None
 
 
-def test_writer_flushes_by_rows_time_and_close(store, tmp_path, monkeypatch):
-    frags = lambda: sorted((tmp_path / "results").rglob("part-*.parquet"))
+def test_writer_flushes_by_rows_time_and_close(store, monkeypatch):
+    frags = lambda: part_files(store)
     w = store.writer("sw", max_rows=5, max_delay_s=1000)
     w.add_metrics([metric("k", i) for i in range(4)])
     assert frags() == [] and store.metrics().num_rows == 0
@@ -194,15 +194,16 @@ def test_trial_without_metrics_still_has_a_final_row(store):
     assert f.num_rows == 1 and f.column("step").to_pylist() == [None]
 
 
-def test_sweep_meta_newest_wins(store, tmp_path):
+def test_sweep_meta_newest_wins(store):
     assert store.read_sweep_meta("sw") is None
     store.write_sweep_meta("sw", {"budget": {"flops": 1.0}})
     store.write_sweep_meta("sw", {"budget": {"flops": 2.0}, "spec": {"name": "sw"}})
     assert store.read_sweep_meta("sw")["budget"] == {"flops": 2.0}
     assert store.sweeps() == ["sw"]
-    files = sorted((tmp_path / "results" / "sweeps" / "sweep=sw").iterdir())
-    assert len(files) == 2 and all(f.name.startswith("meta-") for f in files)
-    files[-1].write_text("{truncated")
+    files = stored_files(store, "sweeps/sweep=sw")
+    assert len(files) == 2 and all(f.rsplit("/", 1)[-1].startswith("meta-") for f in files)
+    with store.filesystem.open_output_stream(f"{store.root}/{files[-1]}") as out:
+        out.write(b"{truncated")
     with pytest.warns(UserWarning, match="damaged"):
         assert store.read_sweep_meta("sw")["budget"] == {"flops": 1.0}
     with pytest.raises(ValueError):

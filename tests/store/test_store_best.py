@@ -83,8 +83,8 @@ def tuned(store):
     return store
 
 
-def test_best_cli_per_cell_and_variant(tuned, run_cli, tmp_path):
-    store = tmp_path / "results"
+def test_best_cli_per_cell_and_variant(tuned, run_cli):
+    store = tuned.uri
     rc, out, err = run_cli("best", "tune", "--store", store, "--format", "json")
     assert rc == 0, err
     rows = json.loads(out)
@@ -103,13 +103,13 @@ def test_best_cli_per_cell_and_variant(tuned, run_cli, tmp_path):
     assert rc == 2 and "no sweep 'nope' in results store" in err
 
 
-def test_query_curves_are_every_row_of_the_chosen_trials(tuned, run_cli, tmp_path):
-    rc, out, err = run_cli("query", "tune", "--store", tmp_path / "results", "--curves",
+def test_query_curves_are_every_row_of_the_chosen_trials(tuned, run_cli):
+    rc, out, err = run_cli("query", "tune", "--store", tuned.uri, "--curves",
                            "--where", "steps == 20 and val_loss < 0.25", "--format", "json")
     assert rc == 0, err
     rows = json.loads(out)
     assert [(r["key"], r["step"]) for r in rows] == [("c", 1), ("c", 2), ("c", 3)]
     assert all(r["family"] == "gatr" and r["steps"] == 20 for r in rows)
-    rc, out, err = run_cli("query", "tune", "--store", tmp_path / "results", "--curves",
+    rc, out, err = run_cli("query", "tune", "--store", tuned.uri, "--curves",
                            "--where", "steps == 99")
     assert rc == 0 and "(no rows)" in err

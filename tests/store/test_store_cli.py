@@ -17,7 +17,7 @@ from equisweep.store.where import compile_where
 
 
 def test_query_table_default_and_columns(filled, run_cli, tmp_path):
-    store = tmp_path / "results"
+    store = filled.uri
     rc, out, err = run_cli("query", "alpha", "--store", store, "--columns", "key,step,flops")
     assert rc == 0, err
     lines = out.splitlines()
@@ -28,7 +28,7 @@ def test_query_table_default_and_columns(filled, run_cli, tmp_path):
 
 
 def test_query_final_and_trials_formats(filled, run_cli, tmp_path):
-    store = tmp_path / "results"
+    store = filled.uri
     rc, out, _ = run_cli("query", "--store", store, "--final", "--format", "csv")
     assert rc == 0
     rows = list(csv.DictReader(io.StringIO(out)))
@@ -50,7 +50,7 @@ def test_query_final_and_trials_formats(filled, run_cli, tmp_path):
 
 
 def test_query_where(filled, run_cli, tmp_path):
-    store = tmp_path / "results"
+    store = filled.uri
     rc, out, _ = run_cli("query", "--store", store, "--final", "--format", "json",
                          "--where", "family == 'gatr' and steps >= 10 and status in "
                          "('finished', 'failed')")
@@ -72,13 +72,13 @@ def test_query_where(filled, run_cli, tmp_path):
     ("", "empty"),
 ])
 def test_query_bad_where_names_the_expression(filled, run_cli, tmp_path, expr, msg):
-    rc, out, err = run_cli("query", "--store", tmp_path / "results", "--where", expr)
+    rc, out, err = run_cli("query", "--store", filled.uri, "--where", expr)
     assert rc == 2 and out == ""
     assert msg in err and err.startswith("equisweep query: error:") and err.count("\n") == 1
 
 
 def test_query_bad_input(filled, run_cli, tmp_path, monkeypatch):
-    store = tmp_path / "results"
+    store = filled.uri
     rc, _, err = run_cli("query", "--store", store, "--format", "parquet")
     assert rc == 2 and "--format parquet needs --output" in err
     rc, _, err = run_cli("query", "--store", store, "--columns", "key,bogus")
@@ -95,6 +95,7 @@ def test_query_bad_input(filled, run_cli, tmp_path, monkeypatch):
     assert rc == 2 and "invalid choice" in err
 
 
+@pytest.mark.parametrize("store_uri", ["local"], indirect=True)  # a local folder and ./results
 def test_store_defaults_to_env_then_results(filled, run_cli, tmp_path, monkeypatch):
     monkeypatch.setenv("EQUISWEEP_STORE", str(tmp_path / "results"))
     rc, out, _ = run_cli("query", "--trials", "--columns", "key")
@@ -109,7 +110,7 @@ def test_store_defaults_to_env_then_results(filled, run_cli, tmp_path, monkeypat
 
 
 def test_status(filled, run_cli, tmp_path):
-    rc, out, err = run_cli("status", "--store", tmp_path / "results")
+    rc, out, err = run_cli("status", "--store", filled.uri)
     assert rc == 0, err
     header, alpha, beta = out.splitlines()[:3]
     assert header.split() == ["SWEEP", "PLANNED", "PENDING", "RUNNING", "RETRYING", "FINISHED",
@@ -126,9 +127,9 @@ def test_status(filled, run_cli, tmp_path):
                             "budget"]
     # no val_loss anywhere: the one finished trial with a test loss stands for its variant
     assert "best so far per variant" in out and re.search(r"\nalpha\s+gatr\s+a\s", out)
-    rc, out, _ = run_cli("status", "beta", "--store", tmp_path / "results")
+    rc, out, _ = run_cli("status", "beta", "--store", filled.uri)
     assert rc == 0 and out.splitlines()[1].startswith("beta") and "alpha" not in out
-    rc, _, err = run_cli("status", "nope", "--store", tmp_path / "results")
+    rc, _, err = run_cli("status", "nope", "--store", filled.uri)
     assert rc == 2 and "no sweep 'nope'" in err
 
 
@@ -139,7 +140,7 @@ def test_status_json_and_interrupted_trials(filled, run_cli, tmp_path):
 
     from equisweep.store.heartbeat import write_beat
 
-    rc, out, _ = run_cli("status", "alpha", "--store", tmp_path / "results", "--json")
+    rc, out, _ = run_cli("status", "alpha", "--store", filled.uri, "--json")
     (row,) = json.loads(out)
     assert (row["running"], row["interrupted"], row["driver"]) == (1, 0, None)
     now = time.time()
@@ -147,17 +148,17 @@ def test_status_json_and_interrupted_trials(filled, run_cli, tmp_path):
             "beat_at": now, "interval_s": 60, "planned_trials": 5, "planned_flops": 2e7,
             "run_flops": 5e6, "state": "running"}
     write_beat(filled, "alpha", beat)
-    (row,) = json.loads(run_cli("status", "alpha", "--store", tmp_path / "results",
+    (row,) = json.loads(run_cli("status", "alpha", "--store", filled.uri,
                                 "--json")[1])
     assert (row["planned"], row["pending"], row["running"], row["driver"]) == (5, 2, 1, "alive")
     # 1e7 of 2e7 FLOPs left at the measured 5e6 FLOPs per 10 s: 20 s.
     assert row["eta_s"] == pytest.approx(20, rel=0.05)
     for gone in ({"state": "ended"}, {"pid": 2**22 + 12345}, {"beat_at": now - 1000}):
         write_beat(filled, "alpha", dict(beat, **gone))
-        (row,) = json.loads(run_cli("status", "alpha", "--store", tmp_path / "results",
+        (row,) = json.loads(run_cli("status", "alpha", "--store", filled.uri,
                                     "--json")[1])
         assert (row["running"], row["interrupted"], row["eta_s"]) == (0, 1, None), gone
-    rc, out, _ = run_cli("status", "alpha", "--store", tmp_path / "results", "--watch",
+    rc, out, _ = run_cli("status", "alpha", "--store", filled.uri, "--watch",
                          "--interval", "0.01")
     assert rc == 0 and out.count("(as of ") == 1  # no live driver: one frame, then done
 
@@ -169,14 +170,14 @@ def test_status_json_and_interrupted_trials(filled, run_cli, tmp_path):
 ])
 def test_status_reads_the_budget_the_driver_writes(filled, run_cli, tmp_path, meta, shown):
     filled.write_sweep_meta("alpha", meta)
-    rc, out, _ = run_cli("status", "alpha", "--store", tmp_path / "results")
+    rc, out, _ = run_cli("status", "alpha", "--store", filled.uri)
     assert rc == 0 and out.splitlines()[1].split()[-1] == shown
 
 
 def test_json_output_is_strict_json_with_nan(store, run_cli, tmp_path):
     with store.writer("sw") as w:
         w.add_metrics([metric("k", 1, train_loss=float("nan"))])
-    rc, out, _ = run_cli("query", "--store", tmp_path / "results", "--format", "json")
+    rc, out, _ = run_cli("query", "--store", store.uri, "--format", "json")
     assert rc == 0 and json.loads(out)[0]["train_loss"] is None and "NaN" not in out
 
 
@@ -186,6 +187,7 @@ def test_status_of_empty_store(run_cli, tmp_path):
     assert rc == 0 and "no sweeps yet" in out
 
 
+@pytest.mark.parametrize("store_uri", ["local"], indirect=True)  # damages a file on disk
 def test_store_check_exit_codes(filled, run_cli, tmp_path):
     store = tmp_path / "results"
     rc, out, _ = run_cli("store", "check", "--store", store)
@@ -238,7 +240,7 @@ def test_status_trials_lists_the_trials_in_flight(filled, run_cli, tmp_path):
         w.add_metrics([metric("c", 2, val_loss=0.25, val_loss_se=0.01),
                        metric("c", 7)])  # latest step has no val loss: the step-2 one shows
         w.add_trial(trial("c", family="transformer", steps=800, attempt=2, node="n7"))
-    uri = tmp_path / "results"
+    uri = filled.uri
     rc, out, err = run_cli("status", "alpha", "--store", uri, "--trials")
     assert rc == 0, err
     head, *lines = out.split("trials in flight (1):\n")[1].splitlines()
@@ -261,7 +263,7 @@ def test_status_trials_lists_the_trials_in_flight(filled, run_cli, tmp_path):
 
 
 def test_status_trials_needs_a_name(filled, run_cli, tmp_path):
-    rc, out, err = run_cli("status", "--store", tmp_path / "results", "--trials")
+    rc, out, err = run_cli("status", "--store", filled.uri, "--trials")
     assert rc == 2 and out == "" and "--trials needs a sweep NAME" in err
 
 
@@ -317,7 +319,7 @@ def test_a_crashed_attempt_waiting_for_its_retry_shows_as_retrying(filled, run_c
     with filled.writer("alpha") as w:
         w.add_trial(trial("c", family="transformer", steps=800, status="retrying",
                           error="RayActorError: the actor died unexpectedly"))
-    uri = tmp_path / "results"
+    uri = filled.uri
     (row,) = json.loads(run_cli("status", "alpha", "--store", uri, "--json", "--trials")[1])
     assert (row["running"], row["retrying"], row["failed"]) == (0, 1, 1)
     assert [(t["key"], t["state"]) for t in row["in_flight"]] == [("c", "retrying")]

@@ -24,6 +24,7 @@ def _two_fragments(store):
         w.add_metrics([metric("b", s) for s in range(1, 6)] + [metric("b", 6, test_loss=0.5)])
 
 
+@pytest.mark.parametrize("store_uri", ["local"], indirect=True)  # damages files on disk
 def test_unrenamed_temp_file_is_invisible(store, tmp_path):
     _two_fragments(store)
     # A writer that crashed after writing its temp file but before the rename.
@@ -40,6 +41,7 @@ def test_unrenamed_temp_file_is_invisible(store, tmp_path):
     assert "leftover temporary files" in str(report)
 
 
+@pytest.mark.parametrize("store_uri", ["local"], indirect=True)  # damages files on disk
 def test_crash_inside_write_leaves_nothing_visible(store, tmp_path, monkeypatch):
     _two_fragments(store)
     import equisweep.store.writer as wmod
@@ -63,6 +65,7 @@ def test_crash_inside_write_leaves_nothing_visible(store, tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+@pytest.mark.parametrize("store_uri", ["local"], indirect=True)  # damages files on disk
 def test_damaged_fragment_is_reported_and_skipped(store, tmp_path, damage):
     _two_fragments(store)
     bad = _frags(tmp_path)[1]  # trial b's metrics
@@ -87,6 +90,7 @@ def test_damaged_fragment_is_reported_and_skipped(store, tmp_path, damage):
         assert store.trials().num_rows == 2  # other kinds are unaffected
 
 
+@pytest.mark.parametrize("store_uri", ["local"], indirect=True)  # damages files on disk
 def test_damaged_data_with_intact_footer_is_caught_by_check(store, tmp_path):
     _two_fragments(store)
     bad = _frags(tmp_path)[1]
@@ -100,6 +104,7 @@ def test_damaged_data_with_intact_footer_is_caught_by_check(store, tmp_path):
         assert store.metrics().column("key").to_pylist() == ["a"] * 3
 
 
+@pytest.mark.parametrize("store_uri", ["local"], indirect=True)  # damages files on disk
 def test_fragment_vanishing_mid_read(store, tmp_path, monkeypatch):
     _two_fragments(store)
     real = location.list_files
@@ -118,6 +123,7 @@ def test_fragment_vanishing_mid_read(store, tmp_path, monkeypatch):
         assert store.trials().num_rows == 2
 
 
+@pytest.mark.parametrize("store_uri", ["local"], indirect=True)  # damages files on disk
 def test_schema_evolution_missing_columns_read_as_null(store, tmp_path):
     import pyarrow.parquet as pq
 
