@@ -24,7 +24,15 @@ def _client(address: str):
     from equisweep.sweep.session import use_token_if_available
 
     use_token_if_available()
+    import logging
+
     from ray.job_submission import JobSubmissionClient
+
+    # Ray's job SDK logs each upload and the log stream's closing at INFO on the console
+    # ("Uploading package gcs://…", "WebSocket closed …"): the console is equisweep's. Its
+    # modules set their own loggers to INFO, so the parent's level does not reach them.
+    for name in ("ray.dashboard.modules.dashboard_sdk", "ray.dashboard.modules.job.sdk"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
     try:
         return JobSubmissionClient(address)

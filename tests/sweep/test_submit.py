@@ -59,6 +59,8 @@ def test_submit_runs_the_sweep_as_a_ray_job(head_node, write_sweep, tmp_path):
     assert len(re.findall(r"\] started \S+", followed)) == 2, followed
     assert len(re.findall(r"\] finished \S+ on \S+: val [\d.e-]+", followed)) == 2, followed
     assert re.search(r"sweep submitted: 2/2 trials ended \| run 0 \| done 2", followed)
+    # The console is equisweep's: not the job SDK's own INFO lines (upload, WebSocket).
+    assert not re.search(r"(dashboard_sdk|sdk)\.py:\d+ -- ", followed), followed
     trials = open_store(store).trials(sweep="submitted").to_pylist()
     assert len(trials) == 2 and {t["status"] for t in trials} == {"finished"}
 
