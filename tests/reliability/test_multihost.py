@@ -1,6 +1,6 @@
 """A real multi-host Ray cluster on one machine: a node dies mid-trial, nothing is lost.
 
-Five hosts made of Linux namespaces (tests/reliability/netns.py): a Ray head and two Ray
+Four hosts made of Linux namespaces (tests/reliability/netns.py): a Ray head and two Ray
 worker nodes, each in its own network, mount and UTS namespace, with private /tmp, HOME
 and /dev/shm and no shared filesystem; and an S3 server (moto's server mode) in a fourth
 namespace that holds the store. Token auth is on (RAY_AUTH_MODE=token, one RAY_AUTH_TOKEN
