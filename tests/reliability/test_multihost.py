@@ -162,6 +162,13 @@ def _stray(entries: set[str], before: set[str], killed_key: str | None) -> list[
                   if not any(re.fullmatch(a, e) for a in allowed))
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
 def _shm_files(pids: list[int]) -> list[str]:
     for pid in pids:
         try:
@@ -273,8 +280,12 @@ def test_a_node_dies_mid_trial_on_a_multihost_cluster(hosts, tmp_path, monkeypat
         victim = host.removeprefix(f"{hosts.tag}-")
         assert victim in ("w1", "w2"), host
         survivor = "w2" if victim == "w1" else "w1"
+        running = {pid: _cmdline(pid) for pid in netns.netns_pids(hosts.ns(victim))}
         killed = netns.kill_all_in(hosts.ns(victim))
-        assert len(killed) >= 2  # the raylet and at least the trial's worker
+        # The host's raylet and the Ray worker running the trial (its own session) died.
+        assert any("raylet" in c for c in running.values()), running
+        assert any(c.startswith("ray::") for c in running.values()), running
+        assert set(running) <= set(killed)
         for h in ("head", "w1", "w2"):  # the retry on the survivor passes its own gate
             (hosts.tmp(h) / "eqs-fault").mkdir(exist_ok=True)
             (hosts.tmp(h) / "eqs-fault" / "open").touch()
