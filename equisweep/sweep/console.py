@@ -36,7 +36,7 @@ def log_path(store_uri: str, sweep: str) -> Path:
     """Where a run's log is written: `<store>/_logs/<sweep>-<UTC time>-<pid>.log` for a local
     store; for a remote store (s3://, gs://) a local file in the temp folder, since a log is
     appended line by line and object stores cannot append — `log_mirror` names its copy
-    under the store's `_logs/`."""
+    under the store's `_logs/`; the local file is removed once its last copy is there."""
     from equisweep.store.layout import log_file
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -179,5 +179,13 @@ class QuietConsole:
             if self._mirror.error:
                 print(f"equisweep: could not copy the log to {self.mirror_uri}: "
                       f"{self._mirror.error} (it stays at {self.path})", file=self.console)
+            else:
+                # The store's copy is the log now. A remote store's driver writes nothing
+                # else outside the store, and a head node would otherwise keep one log per
+                # run in its temp folder (the multi-host test checks the nodes' disks).
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
+                    if self.path.parent.name == "equisweep-logs":  # log_path's own folder
+                        self.path.parent.rmdir()  # only when empty: another run's log stays
             self._mirror = None
         return False

@@ -64,7 +64,8 @@ def run_sweep(spec, *, store_uri: str | None = None, address: str | None = None,
         with QuietConsole(log, mirror=mirror) as console:
             summary["log"] = mirror or (str(log) if log else None)
             if log:
-                copy = f" (copied to {mirror} as it grows)" if mirror else ""
+                copy = (f" (copied to {mirror} as it grows; removed here after the last copy)"
+                        if mirror else "")
                 print(f"Ray and Tune log: {log}{copy}", flush=True)
             _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose,
                          progress, console, summary, report, report_every_s, stop)
