@@ -319,8 +319,10 @@ def _trainable(spec, store_uri: str, stored: dict[str, int]):
     # Interrupted trials continue from their own weights-only checkpoints of earlier runs,
     # never from one past the last row the store holds for them (`reconcile.held`).
     prior = os.path.join(tune_dir(store_uri), spec.name)
-    return tune.with_resources(_named(tune.with_parameters(run, prior=prior, stored=stored),
-                                      spec.name), res)
+    # Resources on the function, then named: `with_resources` on a class would wrap it in
+    # its own `ResourceTrainable`, whose qualified name is what Ray shows.
+    return _named(tune.with_resources(tune.with_parameters(run, prior=prior, stored=stored),
+                                      res), spec.name)
 
 
 TRIAL_ACTOR = "EquisweepTrial"

@@ -29,10 +29,10 @@ import ray
 from ray.cluster_utils import Cluster
 
 from equisweep.spec import parse_spec
-from equisweep.sweep.driver import run_sweep
+from equisweep.sweep.driver import TRIAL_ACTOR, run_sweep
 from tests.reliability.conftest import raw_rows, reliability_sweep
 
-TRAINABLE = "ImplicitFunc"  # the actor class Ray Tune runs function trainables in
+TRAINABLE = TRIAL_ACTOR  # the actor class equisweep runs its trials in
 DEAD_WITHIN_S = 120  # how long Ray may take to declare a removed node dead
 
 
