@@ -209,7 +209,9 @@ class QuietConsole:
         self._handler = self._stream = None
         if self._mirror is not None:
             self._mirror.stop()
-            if self._mirror.error:
+            # A failing sweep says why in its own line (a store that cannot be written
+            # cannot take the log's copy either); the local path was printed at the start.
+            if self._mirror.error and exc[1] is None:
                 print(f"equisweep: could not copy the log to {self.mirror_uri}: "
                       f"{self._mirror.error} (it stays at {self.path})", file=self.console)
             self._mirror = None
