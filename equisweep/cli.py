@@ -116,6 +116,15 @@ def _run(args) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 128 + signal.SIGPIPE
+    except OSError as exc:
+        # An I/O fault no command turned into its own message: the store's S3 server down
+        # ("... in bucket 'B': AWS Error NETWORK_CONNECTION ... Failed to connect to
+        # HOST:PORT"), a disk error. A fault of the environment, not a bug: one line, exit 2.
+        from equisweep.terminal import printable
+
+        reason = " ".join(str(exc).split())[:600] or type(exc).__name__
+        print(printable(f"equisweep {args.command}: error: {reason}"), file=sys.stderr)
+        return 2
     finally:
         if main:  # in-process callers (tests, notebooks) get their own handler back
             signal.signal(signal.SIGTERM, previous)

@@ -13,12 +13,15 @@ for a member that already ended are dropped, so each member ends exactly once.
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ray.tune import Callback
 
+from equisweep.errors import UserError
 from equisweep.store.schema import REPORTED_METRICS, trial_columns
 from equisweep.sweep.stacking import members
 
@@ -37,6 +40,39 @@ def _num(v):
     except (TypeError, ValueError):
         return None
     return None if math.isnan(v) else v
+
+
+class StoreUnwritable(UserError):
+    """The results store refused a write (a full disk, a read-only remount, an unreachable
+    S3 server): the sweep stops at once with one line, since every later row would be lost
+    too. What is stored stays whole (fragments are written atomically); the rows still
+    buffered are reported again by the trials `equisweep resume` continues."""
+
+    def __init__(self, sweep: str, store_uri: str, err: OSError):
+        reason = os.strerror(err.errno) if isinstance(err.errno, int) and err.errno else \
+            (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        super().__init__(f"sweep {sweep}: cannot write the results store {store_uri} "
+                         f"({reason}); the rows already stored are kept; once it can be "
+                         f"written again, continue with: equisweep resume {sweep} "
+                         f"--store {store_uri}")
+
+
+def _guarded(hook):
+    """Run a callback hook; a store write that fails stops the sweep (`StoreUnwritable`).
+    Tune lets a callback's exception end `fit()` after stopping the trials, and calls the
+    remaining hooks of its cleanup, which then write nothing."""
+
+    @functools.wraps(hook)
+    def run(self, *args, **kwargs):
+        if self.__dict__.get("failed") is not None:
+            return None
+        try:
+            return hook(self, *args, **kwargs)
+        except OSError as err:
+            self.failed = err
+            raise StoreUnwritable(self.sweep, self.store_uri, err) from None
+
+    return run
 
 
 class StoreCallback(Callback):
@@ -60,6 +96,7 @@ class StoreCallback(Callback):
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_writer"] = None
+        state.pop("failed", None)
         return state
 
     @property
@@ -104,12 +141,14 @@ class StoreCallback(Callback):
             "ended_at": _now() if status in _TERMINAL else None,
         }
 
+    @_guarded
     def on_trial_start(self, iteration, trials, trial, **info):
         self._started[trial.trial_id] = _now()
         for m in self._open(trial):
             self.writer.add_trial(self._trial_row(trial, "running", member=m))
         self.writer.flush()
 
+    @_guarded
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self._last[trial.trial_id] = result
         attempt = (trial.trial_id, int(trial.num_failures))
@@ -142,9 +181,11 @@ class StoreCallback(Callback):
                                                   str(result.get("error") or ""), member=m))
             self.writer.flush()
 
+    @_guarded
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
         self.writer.flush()
 
+    @_guarded
     def on_trial_recover(self, iteration, trials, trial, **info):
         # The attempt that just crashed, with its cause: `retrying` (not `failed`) until
         # Tune starts the next attempt from the last checkpoint, which may wait for a CPU.
@@ -154,6 +195,7 @@ class StoreCallback(Callback):
         self.writer.flush()
         self._last.pop(trial.trial_id, None)  # the next attempt's node is not yet known
 
+    @_guarded
     def on_trial_complete(self, iteration, trials, trial, **info):
         stacked = "stack" in trial.config
         for m in self._open(trial):
@@ -164,6 +206,7 @@ class StoreCallback(Callback):
                                                   m))
         self.writer.flush()
 
+    @_guarded
     def on_trial_error(self, iteration, trials, trial, **info):
         for m in self._open(trial):
             self.writer.add_trial(self._trial_row(trial, "failed", _error_text(trial), m,
@@ -171,9 +214,16 @@ class StoreCallback(Callback):
         self.writer.flush()
 
     def on_experiment_end(self, trials, **info):
+        if self.__dict__.get("failed") is not None:
+            self._writer = None  # its rows cannot be written; the resumed trials repeat them
+            return
         if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+            writer, self._writer = self._writer, None
+            try:
+                writer.close()
+            except OSError as err:
+                self.failed = err
+                raise StoreUnwritable(self.sweep, self.store_uri, err) from None
 
 
 def _node(result: dict) -> str:

@@ -93,6 +93,39 @@ class _Mirror:
         self.copy()  # the complete log, after its last line
 
 
+class _LogStream:
+    """The log file, never the reason a sweep fails: when its disk fills (the log lives in
+    the store), lines are dropped instead of raising inside Tune or printing logging's
+    error tracebacks on the console; the store's own writes report the full disk."""
+
+    def __init__(self, f):
+        self._f, self.error = f, None
+
+    def write(self, text: str) -> int:
+        if self.error is None:
+            try:
+                return self._f.write(text)
+            except OSError as err:
+                self.error = err
+        return len(text)
+
+    def flush(self) -> None:
+        if self.error is None:
+            try:
+                self._f.flush()
+            except OSError as err:
+                self.error = err
+
+    def close(self) -> None:
+        try:
+            self._f.close()
+        except OSError as err:
+            self.error = self.error or err
+
+    def isatty(self) -> bool:
+        return False
+
+
 class QuietConsole:
     """Divert Ray/Tune output to a log file; `console` is the real stderr for our own lines.
 
@@ -116,7 +149,7 @@ class QuietConsole:
         if self.path is None:
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._stream = open(self.path, "a", buffering=1, encoding="utf-8")
+        self._stream = _LogStream(open(self.path, "a", buffering=1, encoding="utf-8"))
         self._handler = logging.StreamHandler(self._stream)
         self._handler.setFormatter(logging.Formatter(_FORMAT))
         self._handler.setLevel(logging.INFO)
@@ -176,7 +209,9 @@ class QuietConsole:
         self._handler = self._stream = None
         if self._mirror is not None:
             self._mirror.stop()
-            if self._mirror.error:
+            # A failing sweep says why in its own line (a store that cannot be written
+            # cannot take the log's copy either); the local path was printed at the start.
+            if self._mirror.error and exc[1] is None:
                 print(f"equisweep: could not copy the log to {self.mirror_uri}: "
                       f"{self._mirror.error} (it stays at {self.path})", file=self.console)
             else:

@@ -167,6 +167,15 @@ def _run_planned(spec, plan, forks, store, store_uri, address, data_dir, verbose
             if mirror is not None:
                 mirror.start()
             results = tuner.fit()
+    except Exception as exc:
+        # A store write that failed stops the sweep from inside Tune's loop, which may wrap
+        # the exception in a TuneError: say it in one line, not as Tune's traceback.
+        failed = tuner.equisweep_store.__dict__.get("failed")
+        if failed is None:
+            raise
+        from equisweep.sweep.callback import StoreUnwritable
+
+        raise StoreUnwritable(spec.name, store_uri, failed) from exc
     finally:
         if mirror is not None:
             mirror.stop()
@@ -356,7 +365,9 @@ def _make_tuner(spec, store_uri, searcher, n_trials, verbose, callbacks=(), atte
 
     from equisweep.sweep.callback import StoreCallback
 
-    return tune.Tuner(
+    store_cb = StoreCallback(store_uri, spec.name, total=n_trials, progress=False,
+                             attempts=attempts)
+    tuner = tune.Tuner(
         _trainable(spec, store_uri, stored),
         tune_config=tune.TuneConfig(
             search_alg=searcher,
@@ -371,14 +382,15 @@ def _make_tuner(spec, store_uri, searcher, n_trials, verbose, callbacks=(), atte
             name=spec.name,
             storage_path=tune_dir(store_uri),
             # The store callback first: the progress bar and metrics read what it has seen.
-            callbacks=[StoreCallback(store_uri, spec.name, total=n_trials, progress=False,
-                                     attempts=attempts), *callbacks],
+            callbacks=[store_cb, *callbacks],
             failure_config=tune.FailureConfig(max_failures=spec.retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             # Tune's own trial table only with -v; its other prints go to the log file.
             verbose=min(int(verbose), 3),
         ),
     )
+    tuner.equisweep_store = store_cb  # Tune keeps this very object (a shallow copy of the list)
+    return tuner
 
 
 def resume_sweep(name: str, *, store_uri: str, address: str | None = None,

@@ -63,6 +63,11 @@ class ForkStore:
             meta["flops"] = float(flops)
         self._put(f"{base}/{META}", json.dumps(meta).encode())
 
+    def path(self, branch_key: str) -> str:
+        """Where `branch_key`'s fork checkpoint is (for messages)."""
+        where = f"{self._dir(branch_key)}/{CHECKPOINT}"
+        return where if not is_uri(self.store_uri) else f"{self.store_uri.split('://')[0]}://{where}"
+
     def info(self, branch_key: str) -> dict | None:
         """{"trunk", "step"[, "flops"]} of a complete fork, else None."""
         try:

@@ -55,6 +55,30 @@ def _candidates(fs: pafs.FileSystem, root: str, key: str) -> list[tuple[int, str
     return sorted(found, reverse=True)
 
 
+def unusable(folder: str) -> str | None:
+    """Why the checkpoint in local `folder` cannot be restored (None: it can): `trial.pt`
+    cut short, overwritten or missing. Tune hands a retry its newest checkpoint without
+    looking inside; restoring a damaged one would fail every retry the same way."""
+    from equisweep.train import load_checkpoint
+
+    try:
+        state = load_checkpoint(folder)  # weights_only: data, never code
+        if not isinstance(state, dict) or "step" not in state:
+            return "not a trial checkpoint"
+    except Exception as exc:  # noqa: BLE001 - truncated, garbage or planted: say what
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return None
+
+
+def tagged_step(folder: str) -> int | None:
+    """The step a checkpoint folder's tag names (None: no readable tag)."""
+    try:
+        with open(os.path.join(folder, TAG)) as f:
+            return int(json.load(f)["step"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
 def fetch_latest(tune_uri: str, key: str, max_step: int | None) -> str | None:
     """A local folder holding the newest verified checkpoint of trial `key` under
     `tune_uri` (the sweep's Tune folder) at a step <= `max_step`, the last step whose row

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import sys
 import tempfile
 
 from ray import tune
@@ -52,6 +53,8 @@ def run(config: dict, prior: str | None = None, stored: dict | None = None) -> N
     ckpt = tune.get_checkpoint()
     if ckpt is not None:
         restore = ckpt.to_directory()
+        restore = _verified(restore, f"{ckpt.path}/{prior_checkpoints.CHECKPOINT}", key,
+                            prior, (stored or {}).get(key))
     elif prior:
         restore = prior_checkpoints.fetch_latest(prior, key, (stored or {}).get(key))
     workdir = tempfile.mkdtemp(prefix=f"equisweep-{key}-")
@@ -123,6 +126,27 @@ def run(config: dict, prior: str | None = None, stored: dict | None = None) -> N
             shutil.rmtree(restore, ignore_errors=True)
 
 
+def _verified(restore: str, where: str, key: str, prior: str | None,
+              stored: int | None) -> str | None:
+    """`restore` if its checkpoint loads; else (a checkpoint cut short or overwritten in
+    Tune's storage) the newest older verified checkpoint of `key`, or None (the first step).
+    The rows up to any older checkpoint are stored, so the retry re-reports the same rows
+    as a later attempt and nothing is lost. The damaged file is named in the worker's log."""
+    why = prior_checkpoints.unusable(restore)
+    if why is None:
+        return restore
+    step = prior_checkpoints.tagged_step(restore)
+    shutil.rmtree(restore, ignore_errors=True)
+    fallback = None
+    if prior:
+        bound = step - 1 if step is not None else stored
+        fallback = prior_checkpoints.fetch_latest(prior, key, bound)
+    instead = "from scratch" if fallback is None else "from an older checkpoint"
+    print(f"equisweep: trial {key}: checkpoint {where} cannot be restored ({why}); "
+          f"continuing {instead}", file=sys.stderr, flush=True)
+    return fallback
+
+
 def _start_from_fork(forks: ForkStore, key: str, fork_step: int) -> tuple[str | None,
                                                                           float | None]:
     """Fetch a WSD branch's fork checkpoint and report the trunk's rows up to the fork under
@@ -137,7 +161,18 @@ def _start_from_fork(forks: ForkStore, key: str, fork_step: int) -> tuple[str | 
     if info is None or int(info["step"]) != fork_step:
         shutil.rmtree(local, ignore_errors=True)
         return None, None
-    state = load_checkpoint(local)
+    try:
+        state = load_checkpoint(local)
+        if not isinstance(state, dict) or int(state.get("step", -1)) != fork_step:
+            raise ValueError(f"not the trunk's state at step {fork_step}")
+    except Exception as exc:  # noqa: BLE001 - cut short or overwritten: never train from it
+        # The branch retrains the trunk's segment itself: the same rows (training is a
+        # function of seed and step), at the cost of the shared steps.
+        print(f"equisweep: WSD branch {key}: fork checkpoint {forks.path(key)} cannot be "
+              f"restored ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+              "); training from the first step", file=sys.stderr, flush=True)
+        shutil.rmtree(local, ignore_errors=True)
+        return None, None
     for row in state.get("rows") or []:
         if int(row["step"]) <= fork_step:
             tune.report(_clean(row))

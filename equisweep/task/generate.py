@@ -306,6 +306,10 @@ def _write_atomic(file: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, file)
+    except OSError as err:
+        # A full or read-only cache disk: one line naming the file; the temporary goes (below)
+        # and the shards already written are whole, so a rerun after freeing space finishes.
+        raise UserError(f"cannot write {file}: {err.strerror or err}") from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
