@@ -11,6 +11,19 @@ import sys
 
 import pytest
 
+# The fault injector (tests/helpers/inject/fault_injector.py): on PYTHONPATH before any Ray or
+# driver starts, so every process the tests start imports its sitecustomize and can import
+# it; installed here for drivers in this process, where a test sets EQUISWEEP_FAULT late.
+INJECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "helpers", "inject")
+if INJECT not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (INJECT, os.environ.get("PYTHONPATH")) if p)
+if INJECT not in sys.path:
+    sys.path.insert(0, INJECT)
+import fault_injector  # noqa: E402 - needs the path set just above
+
+fault_injector.install()
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):

@@ -141,3 +141,17 @@ def test_help_for_every_command():
                              capture_output=True, text=True)
         assert out.returncode == 0, (name, out.stderr)
         assert "usage: equisweep " + name in out.stdout
+
+
+def test_the_product_has_no_fault_hooks():
+    """Fault injection lives in the tests (tests/helpers/inject), which patch the product from
+    outside: nothing under equisweep/ reads its variables or imports a faults module."""
+    offenders = {}
+    for f in _files("equisweep"):
+        bad = sorted(m for m in imported_modules(f) if m.rpartition(".")[2] == "faults")
+        if "EQUISWEEP_FAULT" in f.read_text():
+            bad.append("EQUISWEEP_FAULT")
+        if bad:
+            offenders[str(f.relative_to(ROOT))] = bad
+    assert not offenders
+    assert not list((ROOT / "equisweep").rglob("faults.py"))

@@ -29,7 +29,6 @@ import time
 
 from ray.tune.search import Searcher
 
-from equisweep.sweep import faults
 from equisweep.sweep.plan import Slot
 from equisweep.sweep.stacking import stack_payload
 
@@ -334,7 +333,6 @@ def trial_payload(config, data_dir: str | None) -> dict:
         "equivariant": config.equivariant,
         "flops_per_step": config.flops_per_step,
         "data_dir": data_dir,
-        "fault": faults.from_environment(),
         "label": f"{config.family}-{size}-s{config.steps}-d{config.train_trajectories}"
                  f"{'-aug' if config.augment else ''}-{config.key[:8]}",
     }

@@ -22,11 +22,10 @@ import tempfile
 
 from ray import tune
 
-from equisweep.sweep import faults, prior_checkpoints
+from equisweep.sweep import prior_checkpoints
 from equisweep.sweep.forks import ForkStore
 
 STATE = "stack.json"
-_CRASHES = ("exit", "kill", "raise", "oom")
 
 
 def run_stack(config: dict, prior: str | None = None, stored: dict | None = None) -> None:
@@ -39,8 +38,6 @@ def run_stack(config: dict, prior: str | None = None, stored: dict | None = None
     restore, ended, scratch = _restore(keys, prior, stored or {})
     live = [i for i in range(len(keys)) if keys[i] not in ended]
     open_ = set(live)  # members that have not ended in this attempt
-    planned = {i: f for i in live if (f := faults.planned_fault(keys[i], payloads[i].get("fault")))}
-    nan_at = {pos: f[1] for pos, i in enumerate(live) if (f := planned.get(i)) and f[0] == "nan"}
     # WSD trunks: each member publishes a fork checkpoint for each of its branches.
     fork_keys: dict[int, dict[int, list[str]]] = {i: {} for i in live}
     for i in live:
@@ -58,7 +55,6 @@ def run_stack(config: dict, prior: str | None = None, stored: dict | None = None
             checkpoint_dirs=[os.path.join(workdir, f"m{i}") for i in live],
             restore_from=[restore[i] for i in live] if restore else None,
             data_dir=config.get("data_dir"),
-            nan_at=nan_at or None,
             fork_steps=[sorted(fork_keys[i]) for i in live],
         )
         pending: list[tuple[int, dict, str | None]] = []
@@ -72,9 +68,6 @@ def run_stack(config: dict, prior: str | None = None, stored: dict | None = None
                 continue
             row = dict(emit.row, member=i)
             if row.get("status") == "diverged":
-                fault = planned.pop(i, None)
-                if fault and fault[0] == "nan":
-                    faults.fire("mark", keys[i], fault[2])
                 ended[keys[i]] = "diverged"
                 open_.discard(i)
                 tune.report(_clean(row))
@@ -82,7 +75,7 @@ def run_stack(config: dict, prior: str | None = None, stored: dict | None = None
             pending.append((i, row, emit.checkpoint_dir))
             if len(pending) == len(open_):  # every live member's row of this step
                 last_step = row["step"]
-                _report_step(pending, keys, payloads, ended, planned, workdir)
+                _report_step(pending, keys, ended, workdir)
                 pending = []
     except Exception as exc:
         if not _is_oom(exc):
@@ -102,22 +95,11 @@ def run_stack(config: dict, prior: str | None = None, stored: dict | None = None
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _report_step(pending, keys, payloads, ended, planned, workdir) -> None:
+def _report_step(pending, keys, ended, workdir) -> None:
     """Report one step's rows of every live member; its checkpoint with the last row."""
     from equisweep.sweep.trainable import _clean
 
     step = int(pending[0][1]["step"])
-    crash = [i for i, f in planned.items() if f[0] in _CRASHES and step >= f[1]]
-    if crash:
-        # The stack is one process: its crash is every member's, so each planned crash
-        # of this stack is spent now and the retry shows that nothing was lost.
-        kind, _, marker_dir = planned[crash[0]]
-        for i in crash:
-            faults.fire("mark", keys[i], planned.pop(i)[2])
-        faults.fire(kind, keys[crash[0]], marker_dir)
-    gated = [i for i, f in planned.items() if f[0] == "gate" and step >= f[1]]
-    for i in gated:
-        faults.fire("mark", keys[i], planned.pop(i)[2])
     folder = None
     if all(d for _, _, d in pending):
         folder = os.path.join(workdir, f"checkpoint-{step:08d}")
@@ -137,8 +119,6 @@ def _report_step(pending, keys, payloads, ended, planned, workdir) -> None:
             tune.report(_clean(row))
     if folder:
         shutil.rmtree(folder, ignore_errors=True)
-    if gated:
-        faults.wait_at_gate(keys[gated[0]], payloads[gated[0]].get("fault"))
 
 
 def _restore(keys: list[str], prior: str | None, stored: dict):

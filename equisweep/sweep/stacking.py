@@ -104,7 +104,6 @@ def stack_payload(payloads: list[dict]) -> dict:
     return {
         "stack": payloads,
         "data_dir": first.get("data_dir"),
-        "fault": first.get("fault"),
         # Named after its first member (whose label ends in its key's first 8 digits): the
         # Tune trial folder and the worker's log line say which trials run there.
         "label": f"stack{len(payloads)}-{first['label']}",

@@ -14,7 +14,7 @@ import tempfile
 
 from ray import tune
 
-from equisweep.sweep import faults, prior_checkpoints
+from equisweep.sweep import prior_checkpoints
 from equisweep.sweep.forks import ForkStore
 from equisweep.train import iter_trial
 
@@ -58,7 +58,6 @@ def run(config: dict, prior: str | None = None, stored: dict | None = None) -> N
     elif prior:
         restore = prior_checkpoints.fetch_latest(prior, key, (stored or {}).get(key))
     workdir = tempfile.mkdtemp(prefix=f"equisweep-{key}-")
-    fault = faults.planned_fault(key, config.get("fault"))
     shared = {}  # a WSD branch: the trunk's FLOPs up to its fork, exactly
     if wsd.get("role") == "branch" and forks is not None:
         if restore is None:
@@ -75,7 +74,6 @@ def run(config: dict, prior: str | None = None, stored: dict | None = None) -> N
         rows = iter_trial(config["trial"], checkpoint_dir=workdir, restore_from=restore,
                           data_dir=config.get("data_dir"), fork_steps=sorted(fork_keys))
         last = None
-        gate = False
         while True:
             try:
                 emit = next(rows)
@@ -89,20 +87,6 @@ def run(config: dict, prior: str | None = None, stored: dict | None = None) -> N
                 continue
             row = dict(emit.row, **shared)  # not a stored column: the driver's tally reads it
             last = row
-            if fault and row["step"] >= fault[1]:
-                kind, _, marker_dir = fault
-                fault = None
-                if kind == "nan":
-                    row = dict(row, train_loss=math.nan, status="diverged",
-                               error=f"non-finite training loss at step {row['step']}")
-                    faults.fire("mark", key, marker_dir)
-                    tune.report(_clean(row))
-                    return
-                if kind == "gate":
-                    faults.fire("mark", key, marker_dir)
-                    gate = True
-                else:
-                    faults.fire(kind, key, marker_dir)
             if emit.checkpoint_dir:
                 prior_checkpoints.tag(emit.checkpoint_dir, key, row["step"])
                 tune.report(_clean(row),
@@ -110,9 +94,6 @@ def run(config: dict, prior: str | None = None, stored: dict | None = None) -> N
                 shutil.rmtree(emit.checkpoint_dir, ignore_errors=True)
             else:
                 tune.report(_clean(row))
-            if gate:
-                gate = False
-                faults.wait_at_gate(key, config.get("fault"))
     except Exception as exc:
         if not _is_oom(exc):
             raise

@@ -146,7 +146,6 @@ def iter_stack(
     data_dir: str | Path | None = None,
     fork_steps: list[list[int]] | None = None,
     dtype: torch.dtype | None = None,
-    nan_at: dict[int, int] | None = None,
 ) -> Iterator[tuple[int, Emit]]:
     """Train the trials `configs` (stackable: `check_stackable`) as one stack; yield
     (member index, Emit) with each member's Emits exactly as `iter_trial` yields them.
@@ -154,8 +153,6 @@ def iter_stack(
     `checkpoint_dirs[k]`, `restore_from[k]` and `fork_steps[k]` mean for member k what
     `iter_trial`'s arguments of those names mean; members restore from checkpoints of one
     step (a stack checkpoints all its members together).
-    `nan_at` (fault injection, `sweep.faults`): member -> the step whose training loss is
-    made non-finite for that member, so the stack's own divergence path runs.
     """
     check_stackable(configs)
     k_all = len(configs)
@@ -202,9 +199,6 @@ def iter_stack(
         t0 = time.perf_counter()
         batch = cast(data.batch(step, dev), dtype)
         losses = _losses(stack, batch, run, dev)
-        if nan_at and step + 1 in nan_at.values():
-            poison = [math.nan if nan_at.get(m) == step + 1 else 0.0 for m in alive]
-            losses = losses + torch.tensor(poison, dtype=losses.dtype, device=dev)
         values = losses.detach().tolist()
         bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
         if bad:

@@ -6,7 +6,7 @@ stored the rows of its first checkpoint, removes the worker node it runs on, ung
 Prints one JSON line: what was removed and when.
 
 Deterministic by construction, not by timing: every trial's first attempt reports its
-step-20 checkpoint and then waits at a gate (the `gate@20` fault of equisweep.sweep.faults)
+step-20 checkpoint and then waits at a gate (the `gate@20` fault of tests/helpers/inject)
 that the killer opens only after Ray has declared the removed node dead. So the sweep is
 still running while the node dies, and it cannot finish (and shut Ray down) while the
 killer still talks to Ray; the driver joins the killer before it shuts Ray down.
@@ -25,12 +25,18 @@ import threading
 import time
 from pathlib import Path
 
+import fault_injector
 import ray
 from ray.cluster_utils import Cluster
 
 from equisweep.spec import parse_spec
 from equisweep.sweep.driver import TRIAL_ACTOR, run_sweep
 from tests.reliability.conftest import raw_rows, reliability_sweep
+
+# This script sets EQUISWEEP_FAULT itself, after it started: its sitecustomize saw none, so the
+# injector (importable through the PYTHONPATH tests/conftest.py set) is installed here; it
+# reads the variables when the sweep plans its trials.
+fault_injector.install()
 
 TRAINABLE = TRIAL_ACTOR  # the actor class equisweep runs its trials in
 DEAD_WITHIN_S = 120  # how long Ray may take to declare a removed node dead

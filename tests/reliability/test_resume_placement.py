@@ -4,7 +4,7 @@ folder, `NEW` relative to it) finishes it in NEW: every row of every trial exact
 from Tune state found relative to NEW, and not one byte written anywhere else.
 
 The kill is deterministic: every trial's first attempt stores its step-20 checkpoint and
-waits at a gate (`gate@20`, equisweep.sweep.faults) that stays shut until the driver is
+waits at a gate (`gate@20`, tests/helpers/inject) that stays shut until the driver is
 dead; the resume opens it.
 """
 

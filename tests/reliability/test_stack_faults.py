@@ -8,7 +8,7 @@ ends exactly once, whatever happens to the stack.
 - The driver killed mid-stack and `equisweep resume`d: every member finishes exactly once,
   continuing from its own checkpoint.
 
-Faults are injected for real inside the Ray trial worker (equisweep.sweep.faults). The
+Faults are injected for real inside the Ray trial worker (tests/helpers/inject). The
 reference curves come from the same stack trained in this process (`run_stack`, one
 thread like a 1-CPU Ray trial), so they must agree bit for bit.
 """
@@ -20,6 +20,7 @@ from collections import Counter
 from itertools import groupby
 from pathlib import Path
 
+import fault_injector
 import pytest
 
 from equisweep.spec import parse_spec
@@ -43,10 +44,12 @@ def _stack_sweep(name: str) -> dict:
     return d
 
 
-def _reference(spec, **kwargs) -> dict[str, dict[int, dict]]:
+def _reference(spec, nan_at: dict[int, int] | None = None) -> dict[str, dict[int, dict]]:
+    """Each member's rows of the stack trained here; `nan_at`: member -> the step whose
+    training loss is made non-finite, as the injected `nan@N` does in the worker."""
     trials = spec.trials()
-    with one_thread():
-        rows = run_stack([t.to_dict() for t in trials], **kwargs)
+    with one_thread(), fault_injector.poisoned_losses(nan_at or {}):
+        rows = run_stack([t.to_dict() for t in trials])
     return {t.key: {r["step"]: r for r in rs} for t, rs in zip(trials, rows)}
 
 

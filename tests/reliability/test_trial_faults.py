@@ -2,7 +2,7 @@
 checkpoint and its stored curve is the uninterrupted one; a NaN loss or an out-of-memory
 error is recorded on its own trial while the others finish.
 
-Faults are injected for real inside the Ray trial worker (equisweep.sweep.faults), once per
+Faults are injected for real inside the Ray trial worker (tests/helpers/inject), once per
 trial key, at the first reported step >= N.
 """
 
