@@ -25,6 +25,21 @@ import fault_injector  # noqa: E402 - needs the path set just above
 fault_injector.install()
 
 
+def pytest_configure(config):
+    """Ray's token exists before any test worker starts a Ray: with `-n 2` (the README's test
+    command) two workers' first `ray.init` would each write ~/.ray/auth_token on a fresh
+    machine, and a cluster started with one token would refuse clients that read the other.
+    Runs once, in the controlling process (xdist workers carry `workerinput`)."""
+    from pathlib import Path
+
+    if hasattr(config, "workerinput") or os.environ.get("RAY_AUTH_TOKEN"):
+        return
+    token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or "~/.ray/auth_token").expanduser()
+    if not token.is_file():
+        subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "get-auth-token",
+                        "--generate"], capture_output=True, check=True)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
     """Datasets built by tests go to a session folder, never the user's cache."""

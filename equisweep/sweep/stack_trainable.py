@@ -135,7 +135,12 @@ def _restore(keys: list[str], prior: str | None, stored: dict):
         members = {int(i): str(k) for i, k in dict(state["members"]).items()}
         live = [i for i in range(len(keys)) if keys[i] not in ended]
         if all(members.get(i) == keys[i] for i in live):
-            return {i: os.path.join(folder, f"m{i}") for i in live}, ended, [folder]
+            chosen = {i: os.path.join(folder, f"m{i}") for i in live}
+            bad = {i: why for i, p in chosen.items() if (why := prior_checkpoints.unusable(p))}
+            if not bad:
+                return chosen, ended, [folder]
+            older = _older(keys, live, chosen, bad, ckpt.path, prior, stored)
+            return older, ended, [folder, *(older or {}).values()]
         return None, ended, [folder]  # not this stack's checkpoint: train from the start
     if not prior:
         return None, {}, []
@@ -152,6 +157,38 @@ def _restore(keys: list[str], prior: str | None, stored: dict):
         _drop(got)
         bound = min(at)
     return None, {}, []
+
+
+def _older(keys, live, chosen, bad, where: str, prior, stored) -> dict | None:
+    """A retry whose stack checkpoint holds a member's `trial.pt` it cannot load (cut short
+    or overwritten in Tune's storage): name the file in the worker's log and continue every
+    live member from its newest older verified checkpoint at one common step, else from the
+    first step. Rows up to any older checkpoint are stored, so the retry re-reports the same
+    rows as a later attempt (as a lone trial's retry does, `trainable._verified`)."""
+    import sys
+
+    steps = [prior_checkpoints.tagged_step(chosen[i]) for i in live if i not in bad]
+    bound = (min(steps) - 1) if steps and None not in steps else \
+        min((stored.get(keys[i]) for i in live if stored.get(keys[i]) is not None),
+            default=None)
+    found = None
+    while prior and bound is not None:
+        got = [prior_checkpoints.fetch_latest(prior, keys[i], bound) for i in live]
+        if None in got:
+            _drop(got)
+            break
+        at = [_step_of(path) for path in got]
+        if len(set(at)) == 1:
+            found = dict(zip(live, got))
+            break
+        _drop(got)
+        bound = min(at)
+    instead = "from scratch" if found is None else "from an older checkpoint"
+    for i, why in bad.items():
+        print(f"equisweep: stack member {keys[i]}: checkpoint {where}/m{i}/"
+              f"{prior_checkpoints.CHECKPOINT} cannot be restored ({why}); continuing the "
+              f"stack {instead}", file=sys.stderr, flush=True)
+    return found
 
 
 def _step_of(path: str) -> int:

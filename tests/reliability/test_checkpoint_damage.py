@@ -90,6 +90,18 @@ class _Act(threading.Thread):
             self.error = exc
 
 
+def _sweep_while(spec, store_path: Path, ready, act):
+    """Run the sweep while `act` damages a file once `ready()`; every trial must end without
+    error; returns the store."""
+    actor = _Act(ready, act)
+    actor.start()
+    summary = run_sweep(spec, store_uri=str(store_path), progress=False)
+    actor.join(timeout=60)
+    assert actor.error is None and actor.done, actor.error
+    assert summary["errors"] == 0, summary
+    return open_store(store_path)
+
+
 def test_a_cut_tune_checkpoint_is_skipped_and_the_trial_retries_from_an_older_one(
         ray_session, tmp_path, monkeypatch):
     name = "cutckpt"
@@ -118,14 +130,7 @@ def test_a_cut_tune_checkpoint_is_skipped_and_the_trial_retries_from_an_older_on
         cut.append(pt)
         os.kill(_worker_of(victim.key), signal.SIGKILL)
 
-    actor = _Act(ready, act)
-    actor.start()
-    summary = run_sweep(spec, store_uri=str(store_path), progress=False)
-    actor.join(timeout=60)
-    assert actor.error is None and actor.done, actor.error
-    assert summary["errors"] == 0, summary
-
-    store = open_store(store_path)
+    store = _sweep_while(spec, store_path, ready, act)
     trials = {r["key"]: r for r in store.trials(sweep=name).to_pylist()}
     assert {k: r["status"] for k, r in trials.items()} == {victim.key: "finished",
                                                           other.key: "finished"}
@@ -158,14 +163,9 @@ def test_a_garbage_fork_checkpoint_is_never_trained_from(ray_session, tmp_path, 
         Path(forks.path(branch.key)).write_bytes(b"\x80garbage, not a checkpoint" * 64)
         gate.touch()
 
-    actor = _Act(lambda: (markers / trunk.key).exists() and branch.key in forks.ready(), act)
-    actor.start()
-    summary = run_sweep(spec, store_uri=str(store_path), progress=False)
-    actor.join(timeout=60)
-    assert actor.error is None and actor.done, actor.error
-    assert summary["errors"] == 0, summary
-
-    store = open_store(store_path)
+    store = _sweep_while(spec, store_path,
+                         lambda: (markers / trunk.key).exists() and branch.key in forks.ready(),
+                         act)
     trials = {r["key"]: r for r in store.trials(sweep=name).to_pylist()}
     assert {k: (r["status"], r["attempt"]) for k, r in trials.items()} == {
         trunk.key: ("finished", 1), branch.key: ("finished", 1)}
@@ -179,3 +179,56 @@ def test_a_garbage_fork_checkpoint_is_never_trained_from(ray_session, tmp_path, 
         assert_curve_matches(curves[t.key], reference_rows(t.to_dict()), t.key)
     assert forks.ready() == set()
     assert _worker_logs_say(f"fork checkpoint {forks.path(branch.key)} cannot be restored")
+
+
+def test_a_cut_member_checkpoint_restarts_its_stack_from_a_usable_step(ray_session, tmp_path,
+                                                                     monkeypatch):
+    """A stack (`training.stack: 3`) waits at `gate@30` after its step-20 checkpoint (one
+    folder per member); member 1's `trial.pt` there is cut in half and the stack's worker is
+    SIGKILLed. The retry names the file and, with no older checkpoint, trains the whole stack
+    from the first step: every member finishes, its stored rows are the retry's, its curve
+    the uninterrupted stack's. (Before, every retry failed on the same file.)"""
+    from tests.reliability.test_stack_faults import _assert_curves, _reference, _stack_sweep
+
+    name = "cutstack"
+    store_path = tmp_path / "store"
+    spec = parse_spec(dict(_stack_sweep(name), store=str(store_path)), source=f"{name}.yaml")
+    keys = [t.key for t in spec.trials()]
+    markers = tmp_path / "markers"
+    monkeypatch.setenv("EQUISWEEP_FAULT", "gate@30")
+    monkeypatch.setenv("EQUISWEEP_FAULT_DIR", str(markers))
+    monkeypatch.setenv("EQUISWEEP_FAULT_GATE", str(tmp_path / "never-opened"))
+    tune_root = store_path / "_tune" / name
+    cut: list[Path] = []
+
+    def member_checkpoint(key: str) -> Path | None:
+        for tag in tune_root.glob("*/checkpoint_*/m*/equisweep.json"):
+            try:
+                meta = json.loads(tag.read_text())
+            except (OSError, ValueError):
+                continue  # being written
+            if meta.get("key") == key and meta.get("step") == 20:
+                return tag.parent
+        return None
+
+    def ready():  # the stack waits at the gate, its step-20 checkpoint stored
+        return (markers.is_dir() and len(list(markers.iterdir())) == len(keys)
+                and member_checkpoint(keys[1]) is not None
+                and _worker_of(keys[0]) is not None)
+
+    def act():
+        pt = member_checkpoint(keys[1]) / "trial.pt"
+        pt.write_bytes(pt.read_bytes()[: pt.stat().st_size // 2])
+        cut.append(pt)
+        os.kill(_worker_of(keys[0]), signal.SIGKILL)  # the stack runs in its first's folder
+
+    store = _sweep_while(spec, store_path, ready, act)
+    trials = {r["key"]: r["status"] for r in store.trials(sweep=name).to_pylist()}
+    assert trials == {k: "finished" for k in keys}
+    for key in keys:
+        mine = [r for r in store.metrics(sweep=name).to_pylist() if r["key"] == key]
+        assert [(r["step"], r["attempt"]) for r in mine] == [(s, 2) for s in (10, 20, 30, 40)]
+    assert _worker_logs_say(f"stack member {keys[1]}: checkpoint ")
+    assert _worker_logs_say("m1/trial.pt cannot be restored")
+    _assert_curves(store, spec, _reference(spec))
+    assert store.check().ok

@@ -8,29 +8,11 @@ import multiprocessing
 import os
 import subprocess
 import sys
-import uuid
 
 import pytest
 
 from equisweep.errors import UserError
 from equisweep.store import lease, open_store
-from tests.reliability.s3 import moto_s3
-
-
-@pytest.fixture(scope="module")
-def s3_env():
-    with moto_s3("leases") as (_, bucket, env):
-        yield bucket, env
-
-
-@pytest.fixture(params=["local", "s3"])
-def store_uri(request, tmp_path, monkeypatch):
-    if request.param == "local":
-        return str(tmp_path / "store")
-    bucket, env = request.getfixturevalue("s3_env")
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    return f"s3://{bucket}/{uuid.uuid4().hex}"
 
 
 def test_a_live_lease_refuses_a_second_driver_in_one_line(store_uri):
